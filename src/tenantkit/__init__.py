@@ -1,0 +1,83 @@
+"""tenantkit: multi-tenancy, authentication, RBAC and job hooks for Starlette/ASGI apps."""
+
+from __future__ import annotations
+
+from tenantkit.context import (
+    Principal,
+    TenantRef,
+    current_principal,
+    current_request_id,
+    current_tenant,
+    current_tenant_id,
+    tenant_context,
+)
+from tenantkit.db import Base, Database
+from tenantkit.errors import (
+    AccountLockedError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ConflictError,
+    ExpiredTokenError,
+    InvalidTokenError,
+    MissingDependencyError,
+    NotFoundError,
+    PermissionDeniedError,
+    ProblemError,
+    RateLimitedError,
+    ServiceUnavailableError,
+    TenantForbiddenError,
+    TenantKitError,
+    TenantNotFoundError,
+    TenantRequiredError,
+    TenantScopeError,
+    TokenReuseError,
+    ValidationError,
+)
+from tenantkit.http import json_response, parse_body
+from tenantkit.kit import TenantKit
+from tenantkit.plugins import hookimpl
+from tenantkit.settings import Settings
+from tenantkit.stores import MemoryStore, Store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AccountLockedError",
+    "AuthenticationError",
+    "BadRequestError",
+    "Base",
+    "ConfigurationError",
+    "ConflictError",
+    "Database",
+    "ExpiredTokenError",
+    "InvalidTokenError",
+    "MemoryStore",
+    "MissingDependencyError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "Principal",
+    "ProblemError",
+    "RateLimitedError",
+    "ServiceUnavailableError",
+    "Settings",
+    "Store",
+    "TenantForbiddenError",
+    "TenantKit",
+    "TenantKitError",
+    "TenantNotFoundError",
+    "TenantRef",
+    "TenantRequiredError",
+    "TenantScopeError",
+    "TokenReuseError",
+    "ValidationError",
+    "__version__",
+    "current_principal",
+    "current_request_id",
+    "current_tenant",
+    "current_tenant_id",
+    "hookimpl",
+    "json_response",
+    "parse_body",
+    "tenant_context",
+]

@@ -1,0 +1,83 @@
+"""Async engine and session factory for PostgreSQL (asyncpg) and SQLite (aiosqlite)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from tenantkit.settings import Settings
+
+__all__ = ["Database", "ScopedSession"]
+
+
+class ScopedSession(Session):
+    """The sync session class behind tenantkit's ``AsyncSession`` factory.
+
+    Tenant scoping listeners attach to this class only, so they never leak
+    onto sessions an application creates for other purposes.
+    """
+
+
+def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+class Database:
+    """An async engine plus the session factory that tenant scoping hooks into.
+
+    Args:
+        url: ``postgresql+asyncpg://...`` or ``sqlite+aiosqlite:///...``.
+        settings: Pool settings are read from here when given.
+        engine_options: Extra keyword arguments for ``create_async_engine``.
+    """
+
+    def __init__(self, url: str, *, settings: Settings | None = None, **engine_options: Any) -> None:
+        self.url = url
+        options: dict[str, Any] = {"pool_pre_ping": True}
+        if settings is not None:
+            options["echo"] = settings.db_echo
+        if url.startswith("sqlite"):
+            options.pop("pool_pre_ping")
+            options["connect_args"] = {"timeout": 30}
+        elif settings is not None:
+            options.update(
+                pool_size=settings.db_pool_size,
+                max_overflow=settings.db_max_overflow,
+                pool_timeout=settings.db_pool_timeout,
+            )
+        options.update(engine_options)
+        self.engine: AsyncEngine = create_async_engine(url, **options)
+        if self.dialect == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
+            self.engine, expire_on_commit=False, sync_session_class=ScopedSession
+        )
+
+    @property
+    def dialect(self) -> str:
+        """``"postgresql"`` or ``"sqlite"``."""
+        return self.engine.dialect.name
+
+    def session(self) -> AsyncSession:
+        """A new tenant-scoped ``AsyncSession`` (use as ``async with db.session() as s``)."""
+        return self.sessionmaker()
+
+    async def ping(self, timeout: float = 3.0) -> None:
+        """Run ``SELECT 1``; raises on failure or after ``timeout`` seconds."""
+        async with asyncio.timeout(timeout), self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()

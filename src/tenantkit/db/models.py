@@ -1,0 +1,171 @@
+"""tenantkit's own tables.
+
+Global (reference) tables: ``tenants``, ``users``, ``auth_sessions``,
+``refresh_tokens``, ``password_reset_tokens``. Tenant tables carry
+``tenant_id`` first in their primary key and in every unique constraint
+(the rule Citus imposes on tables distributed by ``tenant_id``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tenantkit.db.base import Base, TimestampMixin, new_id, utcnow
+
+__all__ = [
+    "AuditEvent",
+    "AuthSession",
+    "Invitation",
+    "Membership",
+    "PasswordResetToken",
+    "RefreshToken",
+    "Role",
+    "Tenant",
+    "User",
+]
+
+
+class Tenant(TimestampMixin, Base):
+    """A tenant (an organisation, a brand...)."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    open_signup: Mapped[bool] = mapped_column(default=False)
+
+
+class User(TimestampMixin, Base):
+    """A global identity; access to tenants goes through memberships."""
+
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(128))
+    is_active: Mapped[bool] = mapped_column(default=True)
+    is_superadmin: Mapped[bool] = mapped_column(default=False)
+    password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Membership(TimestampMixin, Base):
+    """A user's role in one tenant."""
+
+    __tablename__ = "memberships"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(64))
+    last_used_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_memberships_user_id", "user_id"),)
+
+
+class Role(TimestampMixin, Base):
+    """A tenant's custom role: a name and a set of permission codes (wildcards allowed)."""
+
+    __tablename__ = "roles"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    description: Mapped[str] = mapped_column(String(500), default="")
+    permissions: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class AuthSession(Base):
+    """A signed-in device: one refresh-token family, bound to one tenant."""
+
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    user_agent: Mapped[str] = mapped_column(String(512), default="")
+    ip: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_reason: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class RefreshToken(Base):
+    """One refresh token of a family, stored as its SHA-256 digest only."""
+
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("auth_sessions.id", ondelete="CASCADE"), index=True
+    )
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    spent_at: Mapped[datetime | None] = mapped_column(default=None)
+    successor_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    #: This token and its access token, sealed under the *parent* token's key:
+    #: what a duplicate refresh of the parent receives within the grace window.
+    sealed_pair: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+
+
+class PasswordResetToken(Base):
+    """A single-use password-reset token (digest only)."""
+
+    __tablename__ = "password_reset_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Invitation(Base):
+    """An invitation to join a tenant with a role; single use, bound to an email."""
+
+    __tablename__ = "invitations"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32))
+    invited_by: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    accepted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (UniqueConstraint("tenant_id", "digest"),)
+
+
+class AuditEvent(Base):
+    """A security event. Platform events (no tenant) use the nil UUID as tenant."""
+
+    __tablename__ = "audit_events"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    action: Mapped[str] = mapped_column(String(64))
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    target: Mapped[str | None] = mapped_column(String(200), default=None)
+    ip: Mapped[str | None] = mapped_column(String(64), default=None)
+    request_id: Mapped[str | None] = mapped_column(String(128), default=None)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_audit_events_tenant_id_created_at", "tenant_id", "created_at"),)

@@ -1,0 +1,194 @@
+"""Pure-ASGI request-context middleware: request id, client address, access log, 500s."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tenantkit.context import _principal, _request_id, _tenant
+from tenantkit.errors import problem_response
+from tenantkit.observability.metrics import Metrics
+
+__all__ = ["RequestContextMiddleware", "client_ip", "route_template"]
+
+logger = logging.getLogger("tenantkit.access")
+error_logger = logging.getLogger("tenantkit.errors")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+
+def _templates(routes: Iterable[Any], prefix: str, out: dict[Any, str]) -> None:
+    for route in routes:
+        if isinstance(route, Route):
+            out.setdefault(route.endpoint, prefix + route.path)
+        elif isinstance(route, Mount):
+            _templates(route.routes or (), prefix + route.path, out)
+
+
+_template_cache: dict[int, dict[Any, str]] = {}
+
+
+def route_template(scope: Scope) -> str:
+    """The path template of the matched route (``/products/{id}``), else ``"unmatched"``."""
+    endpoint = scope.get("endpoint")
+    app = scope.get("app")
+    if endpoint is None or app is None:
+        return "unmatched"
+    table = _template_cache.get(id(app))
+    if table is None:
+        table = {}
+        _templates(getattr(app, "routes", ()), "", table)
+        _template_cache[id(app)] = table
+    return table.get(endpoint, "unmatched")
+
+
+def client_ip(scope: Scope, trusted: frozenset[str] | Callable[[str], bool]) -> str | None:
+    """The client address, taking ``X-Forwarded-For`` only from trusted proxies.
+
+    Walks the forwarded chain from the right and returns the first address not
+    itself trusted, so a client cannot spoof its address by sending the header.
+    """
+    peer = scope.get("client")
+    address: str | None = str(peer[0]) if peer else None
+    is_trusted = trusted if callable(trusted) else trusted.__contains__
+    if address is None or is_trusted is _never or not is_trusted(address):
+        return address
+    for name, value in scope.get("headers", ()):
+        if name == b"x-forwarded-for":
+            raw_hops: str = value.decode("latin-1")
+            for raw in reversed(raw_hops.split(",")):
+                hop = raw.strip()
+                try:
+                    ipaddress.ip_address(hop)
+                except ValueError:
+                    return address
+                if not is_trusted(hop):
+                    return hop
+                address = hop
+    return address
+
+
+def _never(address: str) -> bool:
+    return False
+
+
+def trusted_matcher(entries: Iterable[str]) -> Callable[[str], bool]:
+    """A predicate for addresses inside any of ``entries`` (addresses or CIDR networks)."""
+    networks = [ipaddress.ip_network(e, strict=False) for e in entries]
+    if not networks:
+        return _never
+
+    def match(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in networks)
+
+    return match
+
+
+class RequestContextMiddleware:
+    """Outermost tenantkit middleware.
+
+    Sets the request id (kept from ``X-Request-ID`` when it is 1-128 characters
+    of ``[A-Za-z0-9._-]``, generated otherwise) and echoes it on every response,
+    computes the client address, writes one access-log line per request, records
+    metrics, and turns any unhandled exception into a problem+json 500 without
+    leaking it to the client.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        trusted_proxies: Iterable[str] = (),
+        metrics: Metrics | None = None,
+        access_log: bool = True,
+    ) -> None:
+        self.app = app
+        entries = list(trusted_proxies)
+        self.trusted: Callable[[str], bool] = trusted_matcher(entries)
+        self.metrics = metrics
+        self.access_log = access_log
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                candidate = value.decode("latin-1")
+                if _REQUEST_ID.match(candidate):
+                    request_id = candidate
+                break
+        if request_id is None:
+            request_id = os.urandom(16).hex()
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["client_ip"] = client_ip(scope, self.trusted)
+        id_header = (b"x-request-id", request_id.encode())
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), id_header]
+            await send(message)
+
+        token_rid = _request_id.set(request_id)
+        token_tenant = _tenant.set(None)
+        token_principal = _principal.set(None)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            error_logger.exception("unhandled error", extra={"path": scope.get("path")})
+            if response_started or scope["type"] != "http":
+                raise
+            await problem_response(500, "An unexpected error occurred.")(scope, receive, send_with_id)
+        finally:
+            if scope["type"] == "http":
+                self._record(scope, status, time.perf_counter() - started)
+            _principal.reset(token_principal)
+            _tenant.reset(token_tenant)
+            _request_id.reset(token_rid)
+
+    def _record(self, scope: Scope, status: int, duration: float) -> None:
+        route = route_template(scope)
+        if self.metrics is not None:
+            key = (scope["method"], route, status)
+            series = self._series.get(key)
+            if series is None:
+                series = (
+                    self.metrics.requests.labels(key[0], route, str(status)),
+                    self.metrics.latency.labels(key[0], route),
+                )
+                if len(self._series) < 10_000:
+                    self._series[key] = series
+            series[0].inc()
+            series[1].observe(duration)
+        if self.access_log and logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(duration * 1000, 3),
+                    "client_ip": scope["state"].get("client_ip"),
+                },
+            )

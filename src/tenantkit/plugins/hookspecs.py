@@ -1,0 +1,211 @@
+"""Every hook tenantkit calls, grouped by phase.
+
+Implement them in a plugin with ``@tenantkit.hookimpl``. Hooks marked
+``firstresult`` stop at the first non-``None`` result and must be synchronous
+functions (pluggy does not await: a coroutine is never ``None`` and would
+win every call). Event hooks may be ``async def``; tenantkit awaits them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tenantkit.plugins.markers import hookspec
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+
+    from tenantkit.context import Principal, TenantRef
+    from tenantkit.kit import TenantKit
+
+# --------------------------------------------------------------------------- #
+# Start-up
+# --------------------------------------------------------------------------- #
+
+
+@hookspec
+def tenantkit_configure(kit: TenantKit) -> None:
+    """Called once when a ``TenantKit`` is built, after its plugins are registered.
+
+    Args:
+        kit: The kit being built; read ``kit.settings``, keep references.
+    """
+
+
+@hookspec
+def tenantkit_register_permissions() -> list[tuple[str, str]] | None:
+    """Return permissions the plugin defines, as ``(code, description)`` pairs.
+
+    Codes are ``resource.action`` (``reports.export``). Every result is merged
+    into the permission registry before any request is served.
+    """
+
+
+@hookspec
+def tenantkit_register_tasks(kit: TenantKit) -> None:
+    """Register background tasks on ``kit.broker`` (``@kit.task`` decorator).
+
+    Args:
+        kit: The kit whose broker the tasks belong to.
+    """
+
+
+@hookspec
+def tenantkit_migration_locations() -> list[str] | None:
+    """Return extra alembic version locations (``"package:folder"``) to migrate with tenantkit's."""
+
+
+# --------------------------------------------------------------------------- #
+# Requests: tenancy and tokens
+# --------------------------------------------------------------------------- #
+
+
+@hookspec(firstresult=True)
+def tenantkit_resolve_tenant(request: Request) -> str | None:
+    """Name the tenant of a request (an id or slug) from anything in it.
+
+    Consulted where ``"plugin"`` sits in ``Settings.tenant_resolvers``.
+    Stops at the first non-None result. Must be synchronous.
+
+    Args:
+        request: The incoming request (headers, host, path; body not read).
+    """
+
+
+@hookspec
+def tenantkit_access_token_claims(user_id: str, tenant_id: str, role: str) -> dict[str, Any] | None:
+    """Return extra claims to add to an access token being issued.
+
+    Registered claim names (``sub``, ``tid``, ``exp``...) cannot be overridden.
+
+    Args:
+        user_id: The subject.
+        tenant_id: The tenant the token is bound to.
+        role: The role the user holds in that tenant.
+    """
+
+
+@hookspec(firstresult=True)
+def tenantkit_authorize(principal: Principal, permission: str, resource: Any) -> bool | None:
+    """Decide whether ``principal`` may use ``permission`` on ``resource``.
+
+    For ownership or attribute rules. Return ``True`` to allow, ``False`` to
+    deny, ``None`` to leave the decision to the role's permissions. Stops at
+    the first non-None result. Must be synchronous.
+
+    Args:
+        principal: The caller.
+        permission: The permission code being checked.
+        resource: The object the endpoint is about to act on.
+    """
+
+
+# --------------------------------------------------------------------------- #
+# Lifecycle events (may be async)
+# --------------------------------------------------------------------------- #
+
+
+@hookspec
+def tenantkit_on_register(user_id: str, email: str, tenant_id: str, role: str) -> None:
+    """A user registered (created an account and joined ``tenant_id`` as ``role``)."""
+
+
+@hookspec
+def tenantkit_on_login(user_id: str, tenant_id: str, session_id: str, ip: str | None) -> None:
+    """A login succeeded and session ``session_id`` started."""
+
+
+@hookspec
+def tenantkit_on_login_failed(email: str, reason: str, ip: str | None) -> None:
+    """A login failed.
+
+    Args:
+        email: The normalised email tried (may not exist).
+        reason: ``"invalid_credentials"``, ``"locked"`` or ``"not_member"``.
+        ip: The client address.
+    """
+
+
+@hookspec
+def tenantkit_on_lockout(email: str, until: float, ip: str | None) -> None:
+    """An account was locked after too many failures; ``until`` is a UNIX time."""
+
+
+@hookspec
+def tenantkit_on_logout(user_id: str, session_ids: list[str], reason: str) -> None:
+    """Sessions ended (``reason``: logout, logout_all, revoked, password_changed, ...)."""
+
+
+@hookspec
+def tenantkit_on_token_reuse(user_id: str, session_id: str, classification: str, ip: str | None) -> None:
+    """A spent, revoked or expired refresh token was presented; its family was revoked.
+
+    Args:
+        user_id: The owner of the family.
+        session_id: The family that was revoked.
+        classification: ``"spent"``, ``"revoked"`` or ``"expired"``.
+        ip: The client address that presented it.
+    """
+
+
+@hookspec
+def tenantkit_on_tenant_created(tenant: TenantRef, owner_id: str | None) -> None:
+    """A tenant was created (``owner_id`` is its first ADMIN, if any)."""
+
+
+@hookspec
+def tenantkit_on_membership_changed(
+    tenant_id: str, user_id: str, role: str | None, actor_id: str | None
+) -> None:
+    """A membership was added, changed (``role`` set) or removed (``role`` None)."""
+
+
+@hookspec
+def tenantkit_audit_event(event: dict[str, Any]) -> None:
+    """An audit event was recorded (a sink: ship it to a SIEM, a log, ...).
+
+    Args:
+        event: ``{"action", "tenant_id", "actor_id", "target", "ip", "request_id",
+            "data", "created_at"}``.
+    """
+
+
+# --------------------------------------------------------------------------- #
+# Jobs, files and webhooks
+# --------------------------------------------------------------------------- #
+
+
+@hookspec
+def tenantkit_job_before(task_name: str, tenant_id: str | None, labels: dict[str, Any]) -> None:
+    """A job is about to run (tenant context already restored)."""
+
+
+@hookspec
+def tenantkit_job_after(task_name: str, tenant_id: str | None, labels: dict[str, Any]) -> None:
+    """A job finished successfully."""
+
+
+@hookspec
+def tenantkit_job_failed(
+    task_name: str, tenant_id: str | None, labels: dict[str, Any], error: str, dead: bool
+) -> None:
+    """A job attempt failed; ``dead`` is true when it went to the dead-letter store."""
+
+
+@hookspec
+def tenantkit_file_uploaded(file: dict[str, Any]) -> None:
+    """An upload was completed and checksummed (thumbnails, virus scans...).
+
+    Args:
+        file: ``{"id", "tenant_id", "key", "filename", "content_type", "size", "sha256"}``.
+    """
+
+
+@hookspec
+def tenantkit_webhook_delivered(endpoint_id: str, event_id: str, status: int, attempt: int) -> None:
+    """A webhook delivery got a 2xx answer."""
+
+
+@hookspec
+def tenantkit_webhook_dead_lettered(endpoint_id: str, event_id: str, error: str, attempts: int) -> None:
+    """A webhook delivery gave up after its last attempt."""

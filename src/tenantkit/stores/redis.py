@@ -1,0 +1,195 @@
+"""Redis store (``redis.asyncio``); needs ``tenantkit[redis]``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import time
+from typing import Any
+
+from tenantkit.errors import MissingDependencyError
+from tenantkit.stores.base import MessageHandler, StateHandler
+
+try:
+    import redis.asyncio as aioredis
+    from redis.exceptions import RedisError
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise MissingDependencyError("redis", "RedisStore") from exc
+
+__all__ = ["RedisStore"]
+
+logger = logging.getLogger("tenantkit.stores")
+
+# KEYS[1]=key ARGV: now, limit, period. Returns {allowed, remaining, retry_after*1000}.
+_GCRA = """
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local now = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local period = tonumber(ARGV[3])
+local interval = period / limit
+if tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - period
+if allow_at > now then
+  return {0, 0, math.ceil((allow_at - now) * 1000)}
+end
+redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.max(1, math.ceil((new_tat - now) * 1000)))
+return {1, math.floor((period - (new_tat - now)) / interval + 1e-9), 0}
+"""
+
+_INCR = """
+local value = redis.call('INCRBY', KEYS[1], ARGV[1])
+if tonumber(ARGV[2]) > 0 and redis.call('PTTL', KEYS[1]) == -1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return value
+"""
+
+
+class _RedisSubscription:
+    def __init__(self, task: asyncio.Task[None]) -> None:
+        self._task = task
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, RedisError):
+            await self._task
+
+
+class RedisStore:
+    """A ``Store`` on Redis; every key gets ``prefix``.
+
+    Args:
+        client: A ``redis.asyncio.Redis`` client.
+        prefix: Prepended to every key and channel (keep tests and apps apart).
+    """
+
+    name = "redis"
+
+    def __init__(self, client: aioredis.Redis, *, prefix: str = "tk:") -> None:
+        self._client = client
+        self._prefix = prefix
+        self._gcra = client.register_script(_GCRA)
+        self._incr = client.register_script(_INCR)
+        self._subscriptions: list[_RedisSubscription] = []
+
+    @classmethod
+    def from_url(cls, url: str, *, prefix: str = "tk:", **options: Any) -> RedisStore:
+        """Connect lazily to ``url`` with short timeouts so outages surface fast."""
+        options.setdefault("socket_timeout", 2.0)
+        options.setdefault("socket_connect_timeout", 2.0)
+        options.setdefault("health_check_interval", 15)
+        return cls(aioredis.Redis.from_url(url, **options), prefix=prefix)
+
+    def _k(self, key: str) -> str:
+        return self._prefix + key
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self._client.get(self._k(key))
+        return value if value is None or isinstance(value, bytes) else str(value).encode()
+
+    async def set(
+        self, key: str, value: bytes, *, ttl: float | None = None, only_if_absent: bool = False
+    ) -> bool:
+        px = max(1, int(ttl * 1000)) if ttl else None
+        return bool(await self._client.set(self._k(key), value, px=px, nx=only_if_absent))
+
+    async def incr(self, key: str, amount: int = 1, *, ttl: float | None = None) -> int:
+        px = max(1, int(ttl * 1000)) if ttl else 0
+        return int(await self._incr(keys=[self._k(key)], args=[amount, px]))
+
+    async def delete(self, *keys: str) -> int:
+        if not keys:
+            return 0
+        return int(await self._client.delete(*(self._k(k) for k in keys)))
+
+    async def ttl(self, key: str) -> float | None:
+        pttl = int(await self._client.pttl(self._k(key)))
+        return pttl / 1000 if pttl >= 0 else None
+
+    async def hit(self, key: str, limit: int, period: float) -> tuple[bool, int, float]:
+        allowed, remaining, retry_ms = await self._gcra(
+            keys=[self._k(key)], args=[repr(time.time()), limit, period]
+        )
+        return bool(allowed), int(remaining), int(retry_ms) / 1000
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        await self._client.publish(self._k(channel), message)
+
+    async def subscribe(
+        self, channel: str, handler: MessageHandler, *, on_state: StateHandler | None = None
+    ) -> _RedisSubscription:
+        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(self._k(channel))
+        ready = asyncio.Event()
+        task = asyncio.create_task(self._listen(pubsub, channel, handler, ready, on_state))
+        await ready.wait()
+        subscription = _RedisSubscription(task)
+        self._subscriptions.append(subscription)
+        return subscription
+
+    async def _listen(
+        self,
+        pubsub: Any,
+        channel: str,
+        handler: MessageHandler,
+        ready: asyncio.Event,
+        on_state: StateHandler | None,
+    ) -> None:
+        def report(live: bool) -> None:
+            if on_state is not None:
+                on_state(live)
+
+        report(True)
+        ready.set()
+        delay = 0.1
+        healthy = True
+        try:
+            while True:
+                try:
+                    if not healthy:
+                        await pubsub.aclose()
+                        await pubsub.subscribe(self._k(channel))
+                        healthy = True
+                        delay = 0.1
+                        report(True)
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is None or message.get("type") != "message":
+                        continue
+                    await self._deliver(channel, handler, message["data"])
+                except (RedisError, OSError) as exc:
+                    if healthy:
+                        logger.warning("subscription to %s interrupted: %s; retrying", channel, exc)
+                        healthy = False
+                        report(False)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("subscription to %s ended unexpectedly", channel)
+        finally:
+            report(False)  # fail closed: caches relying on this channel stop trusting themselves
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+
+    @staticmethod
+    async def _deliver(channel: str, handler: MessageHandler, data: bytes) -> None:
+        """Run one handler call; its failure is logged and never ends the subscription."""
+        try:
+            result = handler(data)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            logger.exception("subscription handler for %s failed", channel)
+
+    async def ping(self) -> None:
+        await self._client.ping()
+
+    async def close(self) -> None:
+        for subscription in self._subscriptions:
+            await subscription.close()
+        self._subscriptions.clear()
+        await self._client.aclose()
