@@ -1,0 +1,83 @@
+"""Pure-ASGI authentication: verify the bearer token and its session on every request.
+
+A warm request (token seen before, session answer cached) does no I/O. A
+token that is present but invalid, expired or revoked is answered 401 with
+``WWW-Authenticate: Bearer`` at once, except on the paths where a stale
+header must not block the way back in (login, refresh, register, password
+reset), where it is ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tenantkit.context import _principal
+from tenantkit.errors import InvalidTokenError, ProblemError
+
+if TYPE_CHECKING:
+    from tenantkit.kit import TenantKit
+
+__all__ = ["AuthenticationMiddleware"]
+
+DEFAULT_OPTIONAL_PATHS = (
+    "/auth/login",
+    "/auth/refresh",
+    "/auth/register",
+    "/auth/password-reset",
+    "/auth/password-reset/confirm",
+    "/health",
+    "/.well-known/jwks.json",
+)
+
+
+class AuthenticationMiddleware:
+    """Sets ``scope["state"]["principal"]`` (``None`` when anonymous).
+
+    Args:
+        app: The next ASGI app.
+        kit: The kit whose tokens and revocation list are used.
+        optional_paths: Paths where an invalid token is ignored instead of refused.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, kit: TenantKit, optional_paths: Iterable[str] = DEFAULT_OPTIONAL_PATHS
+    ) -> None:
+        self.app = app
+        self.kit = kit
+        self.optional_paths = frozenset(optional_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        state["principal"] = None
+        authorization = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+                break
+        if authorization is not None:
+            scheme, _, token = authorization.partition(" ")
+            try:
+                if scheme.lower() != "bearer" or not token.strip():
+                    raise InvalidTokenError("Use 'Authorization: Bearer <access token>'.")
+                principal = self.kit.tokens.verify(token.strip())
+                if await self.kit.revocations.is_revoked(principal.claims.get("sid") or principal.session_id):
+                    self.kit.tokens.forget(token.strip())
+                    raise InvalidTokenError("The session has ended.")
+            except ProblemError as error:
+                if scope["path"] in self.optional_paths and error.status == 401:
+                    await self.app(scope, receive, send)
+                    return
+                if scope["type"] == "http":
+                    await error.to_response()(scope, receive, send)
+                else:
+                    await send({"type": "websocket.close", "code": 1008})
+                return
+            state["principal"] = principal
+            _principal.set(principal)
+        await self.app(scope, receive, send)
