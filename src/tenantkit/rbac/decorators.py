@@ -1,0 +1,169 @@
+"""``requires_permissions`` and ``requires_roles`` for Starlette endpoints.
+
+They feel like Starlette's ``requires``: the endpoint signature is inspected
+once at decoration time, function endpoints and ``HTTPEndpoint`` methods both
+work, and the shared check lives in one helper. Checks, in order: 401 when
+unauthenticated, the tenant outcome (404/403) when resolution failed, then
+403 when the live role lacks what is required.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, ParamSpec, TypeVar
+
+from starlette.requests import HTTPConnection, Request
+
+from tenantkit.context import Principal, TenantRef
+from tenantkit.errors import AuthenticationError, PermissionDeniedError, TenantRequiredError
+
+__all__ = [
+    "authorize",
+    "current_permissions",
+    "declared_permissions",
+    "request_principal",
+    "request_tenant",
+    "requires_auth",
+    "requires_permissions",
+    "requires_roles",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Every permission named by a decorator, checked against the registry at start-up.
+declared_permissions: set[str] = set()
+
+
+def request_principal(conn: HTTPConnection) -> Principal:
+    """The authenticated principal, or 401."""
+    principal: Principal | None = conn.scope.get("state", {}).get("principal")
+    if principal is None:
+        raise AuthenticationError("Authentication required.")
+    return principal
+
+
+def request_tenant(conn: HTTPConnection) -> TenantRef:
+    """The resolved tenant, or the resolution error (404/403), or 400 when none was named."""
+    state = conn.scope.get("state", {})
+    error = state.get("tenant_error")
+    if error is not None:
+        raise error
+    tenant: TenantRef | None = state.get("tenant")
+    if tenant is None:
+        raise TenantRequiredError("Name a tenant with the X-Tenant-ID header.")
+    return tenant
+
+
+async def current_permissions(conn: HTTPConnection) -> tuple[Principal, TenantRef, str, frozenset[str]]:
+    """Principal, tenant, live role and permissions of the caller (cached per request)."""
+    state = conn.scope.setdefault("state", {})
+    cached = state.get("tenantkit_permissions")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    principal = request_principal(conn)
+    tenant = request_tenant(conn)
+    kit = conn.app.state.tenantkit
+    claims = principal.claims
+    role = await kit.directory.role_of(claims.get("tid") or tenant.id, claims.get("sub") or principal.user_id)
+    if role is None:
+        raise PermissionDeniedError("You are not a member of this tenant.")
+    permissions = await kit.roles.permissions(tenant.id, role)
+    result = (principal, tenant, role, permissions)
+    state["tenantkit_permissions"] = result
+    return result
+
+
+def _connection(args: Sequence[Any], index: int) -> HTTPConnection:
+    conn = args[index]
+    assert isinstance(conn, HTTPConnection), "the decorated endpoint must receive the request"
+    return conn
+
+
+def _guard(
+    check: Callable[[HTTPConnection], Awaitable[None]],
+    marker: dict[str, Any],
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    def decorator(endpoint: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        signature = inspect.signature(endpoint)
+        names = list(signature.parameters)
+        index = next((i for i, n in enumerate(names) if n in ("request", "websocket")), None)
+        if index is None:
+            raise TypeError(f'no "request" or "websocket" argument on function "{endpoint.__name__}"')
+        if not inspect.iscoroutinefunction(endpoint):
+            raise TypeError("tenantkit guards need an async endpoint")
+
+        @functools.wraps(endpoint)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            conn = kwargs.get(names[index]) if names[index] in kwargs else _connection(args, index)
+            assert isinstance(conn, HTTPConnection)
+            await check(conn)
+            return await endpoint(*args, **kwargs)
+
+        existing = getattr(endpoint, "__tenantkit_guard__", {})
+        wrapper.__tenantkit_guard__ = {**existing, **marker}  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorator
+
+
+def requires_auth() -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """Only an authenticated caller (401 otherwise)."""
+
+    async def check(conn: HTTPConnection) -> None:
+        request_principal(conn)
+
+    return _guard(check, {"auth": True})
+
+
+def requires_permissions(
+    *codes: str, any_of: bool = False
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """Require permissions in the current tenant (all of them, or ``any_of=True``).
+
+    A code no registry knows makes the kit refuse to start.
+    """
+    if not codes:
+        raise ValueError("name at least one permission")
+    declared_permissions.update(codes)
+    required = frozenset(codes)
+
+    async def check(conn: HTTPConnection) -> None:
+        _, _, _, granted = await current_permissions(conn)
+        ok = bool(required & granted) if any_of else required <= granted
+        if not ok:
+            raise PermissionDeniedError("You do not have permission to do this.")
+
+    return _guard(check, {"auth": True, "permissions": sorted(codes), "any_of": any_of})
+
+
+def requires_roles(*roles: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """Require one of ``roles`` (built-in roles inherit: ADMIN satisfies USER)."""
+    if not roles:
+        raise ValueError("name at least one role")
+    from tenantkit.rbac.roles import RoleBook
+
+    lowest = min((RoleBook.rank(r) for r in roles if RoleBook.rank(r)), default=0)
+
+    async def check(conn: HTTPConnection) -> None:
+        _, _, role, _ = await current_permissions(conn)
+        if role in roles or (lowest and RoleBook.rank(role) >= lowest):
+            return
+        raise PermissionDeniedError("Your role does not allow this.")
+
+    return _guard(check, {"auth": True, "roles": sorted(roles)})
+
+
+async def authorize(request: Request, permission: str, resource: Any) -> None:
+    """Check ``permission`` on ``resource``: plugins' ``tenantkit_authorize`` first, then the role.
+
+    Raises:
+        PermissionDeniedError: denied by a plugin, or the role lacks the permission.
+    """
+    principal, _, _, granted = await current_permissions(request)
+    kit = request.app.state.tenantkit
+    verdict = kit.hook.tenantkit_authorize(principal=principal, permission=permission, resource=resource)
+    if verdict is False or (verdict is None and permission not in granted):
+        raise PermissionDeniedError("You do not have permission to do this.")
