@@ -1,0 +1,59 @@
+"""Outgoing webhooks: Standard Webhooks signatures, SSRF defences, a persistent outbox.
+
+Delivery needs ``tenantkit[jobs]`` (aiohttp), imported on first delivery;
+endpoints, signing and URL checks work without it.
+"""
+
+from __future__ import annotations
+
+from tenantkit.webhooks.dispatcher import (
+    MAX_RESPONSE_BYTES,
+    USER_AGENT,
+    AttemptResult,
+    WebhookDispatcher,
+    event_body,
+    matches_event,
+)
+from tenantkit.webhooks.models import DELIVERY_STATUSES, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from tenantkit.webhooks.routes import endpoint_to_dict, webhook_routes
+from tenantkit.webhooks.signing import (
+    SECRET_PREFIX,
+    WebhookVerificationError,
+    generate_secret,
+    sign,
+    verify,
+)
+from tenantkit.webhooks.ssrf import (
+    CheckedURL,
+    UnsafeURLError,
+    is_public_address,
+    pinned_resolver,
+    resolve_and_check,
+    validate_url,
+)
+
+__all__ = [
+    "DELIVERY_STATUSES",
+    "MAX_RESPONSE_BYTES",
+    "SECRET_PREFIX",
+    "USER_AGENT",
+    "AttemptResult",
+    "CheckedURL",
+    "UnsafeURLError",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookDispatcher",
+    "WebhookEndpoint",
+    "WebhookVerificationError",
+    "endpoint_to_dict",
+    "event_body",
+    "generate_secret",
+    "is_public_address",
+    "matches_event",
+    "pinned_resolver",
+    "resolve_and_check",
+    "sign",
+    "validate_url",
+    "verify",
+    "webhook_routes",
+]

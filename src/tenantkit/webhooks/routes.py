@@ -1,0 +1,177 @@
+"""HTTP handlers for managing a tenant's webhooks (no permission checks of their own).
+
+``GET /webhooks`` lists endpoints (never their secrets), ``POST /webhooks``
+with ``{url, events, description?}`` answers 201 with the ``whsec_...``
+secret (the only time it is shown), ``DELETE /webhooks/{id}`` answers 204.
+``GET /webhooks/{id}/deliveries`` and ``POST /webhooks/deliveries/{id}/requeue``
+expose the outbox. The handlers act in the request's tenant; protect them with
+``decorate=requires_permissions("webhooks.manage")``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pydantic
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from tenantkit.errors import NotFoundError, ValidationError
+from tenantkit.http import json_response, parse_body
+from tenantkit.webhooks.dispatcher import WebhookDispatcher
+from tenantkit.webhooks.models import DELIVERY_STATUSES, WebhookDelivery, WebhookEndpoint
+
+__all__ = [
+    "WebhookEndpointIn",
+    "create_webhook",
+    "delete_webhook",
+    "delivery_to_dict",
+    "endpoint_to_dict",
+    "list_webhook_deliveries",
+    "list_webhooks",
+    "requeue_webhook_delivery",
+    "webhook_routes",
+]
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class WebhookEndpointIn(pydantic.BaseModel):
+    """Body of ``POST /webhooks``."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
+
+    url: str
+    events: list[str]
+    description: str = ""
+
+
+def endpoint_to_dict(endpoint: WebhookEndpoint, secret: str | None = None) -> dict[str, Any]:
+    """An endpoint as JSON data; ``secret`` only when given (at creation)."""
+    data: dict[str, Any] = {
+        "id": str(endpoint.id),
+        "url": endpoint.url,
+        "events": list(endpoint.events),
+        "description": endpoint.description,
+        "active": endpoint.active,
+        "created_at": endpoint.created_at.isoformat(),
+    }
+    if secret is not None:
+        data["secret"] = secret
+    return data
+
+
+def delivery_to_dict(delivery: WebhookDelivery) -> dict[str, Any]:
+    """A delivery as JSON data (without its payload)."""
+    return {
+        "id": str(delivery.id),
+        "endpoint_id": str(delivery.endpoint_id),
+        "event_id": delivery.event_id,
+        "event_type": delivery.event_type,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "next_attempt_at": delivery.next_attempt_at.isoformat() if delivery.status == "pending" else None,
+        "last_status_code": delivery.last_status_code,
+        "last_error": delivery.last_error,
+        "created_at": delivery.created_at.isoformat(),
+        "delivered_at": delivery.delivered_at.isoformat() if delivery.delivered_at else None,
+    }
+
+
+def _path_id(request: Request, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(request.path_params["id"]))
+    except ValueError:
+        raise NotFoundError(f"No such {what}.") from None
+
+
+async def list_webhooks(request: Request, dispatcher: WebhookDispatcher) -> Response:
+    """``GET /webhooks``: ``{"items": [...], "next_cursor": null}``, secrets omitted."""
+    endpoints = await dispatcher.list_endpoints()
+    return json_response({"items": [endpoint_to_dict(e) for e in endpoints], "next_cursor": None})
+
+
+async def create_webhook(
+    request: Request, dispatcher: WebhookDispatcher, *, max_json_depth: int = 32
+) -> Response:
+    """``POST /webhooks``: 201 with the endpoint and its secret; 422 for an unsafe URL or bad events."""
+    body = await parse_body(request, WebhookEndpointIn, max_depth=max_json_depth)
+    endpoint, secret = await dispatcher.create_endpoint(body.url, body.events, body.description)
+    return json_response(endpoint_to_dict(endpoint, secret), status_code=201)
+
+
+async def delete_webhook(request: Request, dispatcher: WebhookDispatcher) -> Response:
+    """``DELETE /webhooks/{id}``: 204; 404 when unknown or another tenant's."""
+    await dispatcher.delete_endpoint(_path_id(request, "webhook endpoint"))
+    return Response(status_code=204)
+
+
+async def list_webhook_deliveries(request: Request, dispatcher: WebhookDispatcher) -> Response:
+    """``GET /webhooks/{id}/deliveries?status=``: the endpoint's latest deliveries (100)."""
+    endpoint = await dispatcher.get_endpoint(_path_id(request, "webhook endpoint"))
+    status = request.query_params.get("status")
+    if status is not None and status not in DELIVERY_STATUSES:
+        raise ValidationError(
+            [{"loc": ["query", "status"], "msg": f"must be one of {list(DELIVERY_STATUSES)}", "type": "enum"}]
+        )
+    deliveries = await dispatcher.list_deliveries(status, endpoint_id=endpoint.id)
+    return json_response({"items": [delivery_to_dict(d) for d in deliveries], "next_cursor": None})
+
+
+async def requeue_webhook_delivery(request: Request, dispatcher: WebhookDispatcher) -> Response:
+    """``POST /webhooks/deliveries/{id}/requeue``: 200 with the delivery; 409 unless it is dead."""
+    delivery = await dispatcher.requeue(_path_id(request, "webhook delivery"))
+    return json_response(delivery_to_dict(delivery))
+
+
+def webhook_routes(
+    dispatcher: WebhookDispatcher,
+    *,
+    decorate: Callable[[Endpoint], Endpoint] | None = None,
+    max_json_depth: int = 32,
+) -> list[BaseRoute]:
+    """Starlette routes for the handlers above, bound to ``dispatcher``.
+
+    Args:
+        dispatcher: The dispatcher the handlers use.
+        decorate: Applied to every endpoint, e.g.
+            ``requires_permissions("webhooks.manage")``.
+        max_json_depth: Deepest JSON accepted in request bodies.
+    """
+    wrap = decorate or (lambda endpoint: endpoint)
+
+    async def list_endpoint(request: Request) -> Response:
+        return await list_webhooks(request, dispatcher)
+
+    async def create_endpoint(request: Request) -> Response:
+        return await create_webhook(request, dispatcher, max_json_depth=max_json_depth)
+
+    async def delete_endpoint(request: Request) -> Response:
+        return await delete_webhook(request, dispatcher)
+
+    async def deliveries_endpoint(request: Request) -> Response:
+        return await list_webhook_deliveries(request, dispatcher)
+
+    async def requeue_endpoint(request: Request) -> Response:
+        return await requeue_webhook_delivery(request, dispatcher)
+
+    return [
+        Route("/webhooks", wrap(list_endpoint), methods=["GET"], name="tenantkit_webhooks_list"),
+        Route("/webhooks", wrap(create_endpoint), methods=["POST"], name="tenantkit_webhooks_create"),
+        Route("/webhooks/{id}", wrap(delete_endpoint), methods=["DELETE"], name="tenantkit_webhooks_delete"),
+        Route(
+            "/webhooks/{id}/deliveries",
+            wrap(deliveries_endpoint),
+            methods=["GET"],
+            name="tenantkit_webhooks_deliveries",
+        ),
+        Route(
+            "/webhooks/deliveries/{id}/requeue",
+            wrap(requeue_endpoint),
+            methods=["POST"],
+            name="tenantkit_webhooks_requeue",
+        ),
+    ]
