@@ -1,0 +1,116 @@
+"""Per-request cost of tenantkit's full stack against a bare Starlette endpoint, in process.
+
+Measured side by side in one run: the bare endpoint; a straightforward PyJWT
+authentication middleware (decode on every request: what most hand-written
+integrations do); tenantkit's full stack with a warm token (request context,
+JWT verification from the verified-token cache, revocation check, tenant
+resolution, live role and permission check). Target: full stack ≤ 1.5× bare.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import jwt
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from bench.common import per_request_us, request_driver, write_result
+from tenantkit import Settings, TenantKit
+from tenantkit.admin import create_tenant, create_user
+from tenantkit.db.migrate import upgrade
+from tenantkit.rbac import requires_permissions
+
+SECRET = "bench-secret-" + "x" * 40
+
+
+async def hello(request: Request) -> JSONResponse:
+    return JSONResponse({"hello": "world"})
+
+
+@requires_permissions("reports.read")
+async def guarded(request: Request) -> JSONResponse:
+    return JSONResponse({"hello": "world"})
+
+
+class NaiveJWTMiddleware:
+    """The hand-written baseline: decode and verify on every request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope["headers"])
+        token = headers.get(b"authorization", b"")[7:].decode()
+        scope.setdefault("state", {})["claims"] = jwt.decode(
+            token, SECRET, algorithms=["HS256"], audience="tenantkit", issuer="tenantkit"
+        )
+        await self.app(scope, receive, send)
+
+
+async def main() -> dict[str, float]:
+    bare = Starlette(routes=[Route("/hello", hello)])
+    naive = Starlette(routes=[Route("/hello", hello)], middleware=[Middleware(NaiveJWTMiddleware)])
+
+    data_dir = Path(tempfile.mkdtemp(prefix="tk-bench-"))
+    settings = Settings.load(
+        env="test", jwt_secret=SECRET, data_dir=data_dir, bcrypt_rounds=4, log_level="WARNING"
+    )
+    kit = TenantKit(settings, permissions=[("reports.read", "bench")], autoload_plugins=False)
+    await upgrade(kit.database)
+    app = kit.build_app([Route("/hello", guarded)])
+    async with app.router.lifespan_context(app):
+        tenant = await create_tenant(kit, "Bench", "bench")
+        user_id = await create_user(kit, "bench@example.com", "bench-password", tenant=tenant, role="ADMIN")
+        token, _ = kit.tokens.issue(user_id=user_id, tenant_id=tenant.id, session_id=uuid.uuid4(), role="ADMIN")
+        auth = [(b"authorization", f"Bearer {token}".encode())]
+        naive_token = jwt.encode(
+            {"sub": "u", "iss": "tenantkit", "aud": "tenantkit", "exp": int(time.time()) + 3600},
+            SECRET,
+            algorithm="HS256",
+        )
+        naive_auth = [(b"authorization", f"Bearer {naive_token}".encode())]
+        import logging
+
+        logging.getLogger("tenantkit").setLevel("WARNING")
+        results = {
+            "bare_us": await per_request_us(request_driver(bare, "/hello")),
+            "naive_pyjwt_us": await per_request_us(request_driver(naive, "/hello", naive_auth)),
+            "tenantkit_full_stack_us": await per_request_us(request_driver(app, "/hello", auth)),
+        }
+        kit.tokens.cache_size = 0
+        kit.tokens.clear_cache()
+        results["tenantkit_cold_token_us"] = await per_request_us(request_driver(app, "/hello", auth), n=2000)
+    with contextlib.suppress(Exception):
+        for path in data_dir.iterdir():
+            path.unlink()
+    results["full_stack_ratio"] = results["tenantkit_full_stack_us"] / results["bare_us"]
+    results["naive_pyjwt_ratio"] = results["naive_pyjwt_us"] / results["bare_us"]
+    return results
+
+
+def run() -> dict[str, float]:
+    results = asyncio.run(main())
+    print("per-request cost, in process (median of 5 rounds)")
+    print(f"  bare Starlette endpoint          {results['bare_us']:8.1f} µs   1.00×")
+    print(f"  naive PyJWT middleware           {results['naive_pyjwt_us']:8.1f} µs   {results['naive_pyjwt_ratio']:.2f}×")
+    print(
+        f"  tenantkit full stack, warm token {results['tenantkit_full_stack_us']:8.1f} µs   "
+        f"{results['full_stack_ratio']:.2f}×   (target ≤ 1.50×)"
+    )
+    print(f"  tenantkit, token cache off       {results['tenantkit_cold_token_us']:8.1f} µs")
+    print(f"  -> {write_result('overhead', results)}")
+    return results
+
+
+if __name__ == "__main__":
+    run()

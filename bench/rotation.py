@@ -1,0 +1,123 @@
+"""Refresh-token rotations per second on PostgreSQL against a raw asyncpg floor.
+
+The floor does the least any rotation must: in one transaction, one
+conditional ``UPDATE ... WHERE spent_at IS NULL RETURNING`` and one
+``INSERT``, through asyncpg with prepared statements. tenantkit does the same
+two statements (its UPDATE also checks session, user, membership and tenant,
+and returns what the access token needs), plus signing the access token and
+sealing the pair for the grace window. Target: ≥ 80 % of the floor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import secrets
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+
+from bench.common import write_result
+from tenantkit import Settings, TenantKit
+from tenantkit.db.migrate import upgrade
+from tenantkit.mail import MemoryMailer
+
+ADMIN_URL = os.environ.get("TENANTKIT_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+N = int(os.environ.get("TENANTKIT_BENCH_ROTATIONS", "1500"))
+
+
+async def floor(dsn: str, session_id: uuid.UUID, n: int) -> float:
+    connection = await asyncpg.connect(dsn)
+    try:
+        token = secrets.token_urlsafe(32)
+        now = datetime.now(UTC)
+        await connection.execute(
+            "INSERT INTO refresh_tokens (id, session_id, digest, created_at, expires_at) VALUES ($1,$2,$3,$4,$5)",
+            uuid.uuid4(), session_id, hashlib.sha256(token.encode()).digest(), now, now + timedelta(days=7),
+        )
+        spend = await connection.prepare(
+            "UPDATE refresh_tokens SET spent_at = $2, successor_id = $3 "
+            "WHERE digest = $1 AND spent_at IS NULL AND expires_at > $2 RETURNING session_id"
+        )
+        mint = await connection.prepare(
+            "INSERT INTO refresh_tokens (id, session_id, digest, created_at, expires_at) VALUES ($1,$2,$3,$4,$5)"
+        )
+        started = time.perf_counter()
+        for _ in range(n):
+            successor = secrets.token_urlsafe(32)
+            successor_id = uuid.uuid4()
+            now = datetime.now(UTC)
+            async with connection.transaction():
+                row = await spend.fetchrow(hashlib.sha256(token.encode()).digest(), now, successor_id)
+                assert row is not None
+                await mint.fetch(
+                    successor_id, row[0], hashlib.sha256(successor.encode()).digest(), now, now + timedelta(days=7)
+                )
+            token = successor
+        return n / (time.perf_counter() - started)
+    finally:
+        await connection.close()
+
+
+async def main() -> dict[str, float]:
+    name = f"tk_bench_rotation_{os.getpid()}"
+    admin = await asyncpg.connect(ADMIN_URL)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    base = ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        settings = Settings.load(
+            env="test",
+            jwt_secret="bench-" + "x" * 40,
+            bcrypt_rounds=4,
+            database_url=f"{base.replace('postgresql://', 'postgresql+asyncpg://')}/{name}",
+            data_dir=Path(tempfile.mkdtemp()),
+            log_level="ERROR",
+        )
+        kit = TenantKit(settings, mailer=MemoryMailer(), autoload_plugins=False)
+        await upgrade(kit.database)
+        await kit.startup()
+        try:
+            await kit.auth.register(email="bench@example.com", password="bench-password", tenant_name="Bench")
+            pair = await kit.auth.login(
+                email="bench@example.com", password="bench-password", tenant=None, ip=None, user_agent="bench"
+            )
+            token = pair.refresh_token
+            for _ in range(50):  # warm up pools and caches
+                token = (await kit.auth.refresh(token, ip=None)).refresh_token
+            started = time.perf_counter()
+            for _ in range(N):
+                token = (await kit.auth.refresh(token, ip=None)).refresh_token
+            tenantkit_rate = N / (time.perf_counter() - started)
+            floor_rate = await floor(f"{base}/{name}", pair.session_id, N)
+        finally:
+            await kit.shutdown()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+    return {
+        "rotations": N,
+        "tenantkit_per_s": tenantkit_rate,
+        "asyncpg_floor_per_s": floor_rate,
+        "ratio": tenantkit_rate / floor_rate,
+    }
+
+
+def run() -> dict[str, float]:
+    results = asyncio.run(main())
+    print("refresh rotations per second, PostgreSQL, one client, same run")
+    print(f"  raw asyncpg floor (UPDATE + INSERT)  {results['asyncpg_floor_per_s']:8.0f}/s   1.00×")
+    print(
+        f"  tenantkit AuthService.refresh        {results['tenantkit_per_s']:8.0f}/s   "
+        f"{results['ratio']:.2f}×   (target ≥ 0.80×)"
+    )
+    print(f"  -> {write_result('rotation', results)}")
+    return results
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,1 @@
+"""EcomPointer-style inventory API built on tenantkit."""
