@@ -1,0 +1,123 @@
+"""Hypothesis feeds random and mutated tokens and bodies; nothing answers 500."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.helpers import Api
+
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
+BODY_ROUTES = [
+    "/auth/register",
+    "/auth/login",
+    "/auth/refresh",
+    "/auth/switch-tenant",
+    "/auth/invitations/accept",
+    "/auth/password",
+    "/auth/password-reset",
+    "/auth/password-reset/confirm",
+    "/users/invitations",
+    "/roles",
+]
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+field_names = st.sampled_from(
+    [
+        "email",
+        "password",
+        "tenant_name",
+        "invite_token",
+        "refresh_token",
+        "tenant",
+        "token",
+        "new_password",
+        "current_password",
+        "role",
+        "name",
+        "permissions",
+        "tenant_id",
+        "__proto__",
+    ]
+)
+bodies = st.dictionaries(field_names, json_values, max_size=6) | json_values
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def mutate(token: str, data: Any) -> str:
+    choice = data.draw(st.integers(0, 6))
+    if choice == 0:
+        index = data.draw(st.integers(0, len(token) - 1))
+        return token[:index] + data.draw(st.characters(codec="ascii")) + token[index + 1 :]
+    if choice == 1:
+        return token[: data.draw(st.integers(0, len(token)))]
+    if choice == 2:
+        parts = token.split(".")
+        return ".".join(data.draw(st.permutations(parts)))
+    if choice == 3:
+        return token + data.draw(st.text(max_size=20))
+    if choice == 4:
+        return token.replace(".", data.draw(st.sampled_from(["", "..", " ", "%2e"])), 1)
+    if choice == 5:
+        return data.draw(st.text(max_size=200))
+    return token.upper()
+
+
+async def _tokens(api: Api) -> dict[str, str]:
+    if "fuzz@example.com" not in api.passwords:
+        await api.register("fuzz@example.com")
+    return await api.login("fuzz@example.com")
+
+
+@FUZZ
+@given(data=st.data())
+async def test_mutated_access_tokens_never_500(api: Api, data: Any) -> None:
+    tokens = await _tokens(api)
+    bad = mutate(tokens["access_token"], data)
+    try:
+        header = ("Bearer " + bad).encode("latin-1")
+    except UnicodeEncodeError:
+        return
+    response = await api.client.get("/auth/me", headers={"Authorization": header})
+    assert response.status_code in (200, 401), response.text
+    if bad != tokens["access_token"]:
+        assert response.status_code == 401
+
+
+@FUZZ
+@given(data=st.data())
+async def test_mutated_refresh_tokens_never_500(api: Api, data: Any) -> None:
+    tokens = await _tokens(api)
+    bad = mutate(tokens["refresh_token"], data)
+    response = await api.client.post("/auth/refresh", json={"refresh_token": bad})
+    assert response.status_code in (200, 401, 422), response.text
+
+
+@FUZZ
+@given(route=st.sampled_from(BODY_ROUTES), body=bodies, authenticated=st.booleans())
+async def test_random_bodies_never_500(api: Api, route: str, body: Any, authenticated: bool) -> None:
+    headers = Api.bearer(await _tokens(api)) if authenticated else {}
+    response = await api.client.post(
+        route, content=json.dumps(body), headers={**headers, "content-type": "application/json"}
+    )
+    assert response.status_code < 500, (route, body, response.text)
+    if response.status_code >= 400:
+        assert response.headers["content-type"].startswith("application/problem+json")
+
+
+@FUZZ
+@given(route=st.sampled_from(BODY_ROUTES), raw=st.binary(max_size=300))
+async def test_random_bytes_never_500(api: Api, route: str, raw: bytes) -> None:
+    response = await api.client.post(route, content=raw, headers={"content-type": "application/json"})
+    assert response.status_code < 500, (route, raw, response.text)
