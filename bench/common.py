@@ -15,7 +15,9 @@ from starlette.types import ASGIApp, Message
 RESULTS = Path(__file__).parent / "results"
 
 
-def scope_for(path: str, headers: list[tuple[bytes, bytes]] | None = None, method: str = "GET") -> dict[str, Any]:
+def scope_for(
+    path: str, headers: list[tuple[bytes, bytes]] | None = None, method: str = "GET"
+) -> dict[str, Any]:
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -32,7 +34,9 @@ def scope_for(path: str, headers: list[tuple[bytes, bytes]] | None = None, metho
     }
 
 
-def request_driver(app: ASGIApp, path: str, headers: list[tuple[bytes, bytes]] | None = None) -> Callable[[], Awaitable[int]]:
+def request_driver(
+    app: ASGIApp, path: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> Callable[[], Awaitable[int]]:
     """A coroutine function sending one request to ``app`` in process; returns the status."""
     template = scope_for(path, headers)
 

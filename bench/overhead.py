@@ -71,7 +71,9 @@ async def main() -> dict[str, float]:
     async with app.router.lifespan_context(app):
         tenant = await create_tenant(kit, "Bench", "bench")
         user_id = await create_user(kit, "bench@example.com", "bench-password", tenant=tenant, role="ADMIN")
-        token, _ = kit.tokens.issue(user_id=user_id, tenant_id=tenant.id, session_id=uuid.uuid4(), role="ADMIN")
+        token, _ = kit.tokens.issue(
+            user_id=user_id, tenant_id=tenant.id, session_id=uuid.uuid4(), role="ADMIN"
+        )
         auth = [(b"authorization", f"Bearer {token}".encode())]
         naive_token = jwt.encode(
             {"sub": "u", "iss": "tenantkit", "aud": "tenantkit", "exp": int(time.time()) + 3600},
@@ -102,7 +104,9 @@ def run() -> dict[str, float]:
     results = asyncio.run(main())
     print("per-request cost, in process (median of 5 rounds)")
     print(f"  bare Starlette endpoint          {results['bare_us']:8.1f} µs   1.00×")
-    print(f"  naive PyJWT middleware           {results['naive_pyjwt_us']:8.1f} µs   {results['naive_pyjwt_ratio']:.2f}×")
+    print(
+        f"  naive PyJWT middleware           {results['naive_pyjwt_us']:8.1f} µs   {results['naive_pyjwt_ratio']:.2f}×"
+    )
     print(
         f"  tenantkit full stack, warm token {results['tenantkit_full_stack_us']:8.1f} µs   "
         f"{results['full_stack_ratio']:.2f}×   (target ≤ 1.50×)"

@@ -38,7 +38,11 @@ async def floor(dsn: str, session_id: uuid.UUID, n: int) -> float:
         now = datetime.now(UTC)
         await connection.execute(
             "INSERT INTO refresh_tokens (id, session_id, digest, created_at, expires_at) VALUES ($1,$2,$3,$4,$5)",
-            uuid.uuid4(), session_id, hashlib.sha256(token.encode()).digest(), now, now + timedelta(days=7),
+            uuid.uuid4(),
+            session_id,
+            hashlib.sha256(token.encode()).digest(),
+            now,
+            now + timedelta(days=7),
         )
         spend = await connection.prepare(
             "UPDATE refresh_tokens SET spent_at = $2, successor_id = $3 "
@@ -56,7 +60,11 @@ async def floor(dsn: str, session_id: uuid.UUID, n: int) -> float:
                 row = await spend.fetchrow(hashlib.sha256(token.encode()).digest(), now, successor_id)
                 assert row is not None
                 await mint.fetch(
-                    successor_id, row[0], hashlib.sha256(successor.encode()).digest(), now, now + timedelta(days=7)
+                    successor_id,
+                    row[0],
+                    hashlib.sha256(successor.encode()).digest(),
+                    now,
+                    now + timedelta(days=7),
                 )
             token = successor
         return n / (time.perf_counter() - started)
