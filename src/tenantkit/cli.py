@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
+import os
 import sys
 from collections.abc import Sequence
+
+from starlette.routing import BaseRoute
 
 from tenantkit.errors import ConfigurationError, TenantKitError
 from tenantkit.kit import TenantKit
@@ -14,8 +18,65 @@ from tenantkit.settings import Settings
 __all__ = ["main"]
 
 
-def _kit(extra_locations: Sequence[str] = ()) -> TenantKit:
+def load_app(spec: str) -> tuple[TenantKit, Sequence[BaseRoute]]:
+    """Import ``module:callable`` and return its kit and routes.
+
+    The callable returns a ``TenantKit`` or an app built by ``TenantKit.build_app``
+    (which carries its kit in ``app.state.tenantkit``).
+    """
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ConfigurationError(f"--app must look like 'package.module:factory', not {spec!r}")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"cannot load --app {spec!r}: {exc}") from None
+    built = factory() if callable(factory) and not isinstance(factory, TenantKit) else factory
+    if isinstance(built, TenantKit):
+        return built, built.build_app().routes
+    kit = getattr(getattr(built, "state", None), "tenantkit", None)
+    if not isinstance(kit, TenantKit):
+        raise ConfigurationError(f"--app {spec!r} gave neither a TenantKit nor an app built by one")
+    return kit, list(getattr(built, "routes", ()))
+
+
+def _kit(args: argparse.Namespace, extra_locations: Sequence[str] = ()) -> TenantKit:
+    if args.app:
+        kit = load_app(args.app)[0]
+        kit.migration_locations.extend(extra_locations)
+        return kit
     return TenantKit(Settings.load(), migration_locations=extra_locations)
+
+
+def _routes(args: argparse.Namespace) -> None:
+    """Print every route with its methods and the permissions or roles it requires."""
+    from starlette.routing import Mount, Route
+
+    if args.app:
+        routes: Sequence[BaseRoute] = load_app(args.app)[1]
+    else:
+        routes = TenantKit(Settings.load()).build_app().routes
+
+    def walk(items: Sequence[BaseRoute], prefix: str = "") -> list[tuple[str, str, str]]:
+        rows: list[tuple[str, str, str]] = []
+        for route in items:
+            if isinstance(route, Mount):
+                rows.extend(walk(route.routes or (), prefix + route.path))
+            elif isinstance(route, Route):
+                guard = getattr(route.endpoint, "__tenantkit_guard__", {})
+                joiner = " | " if guard.get("any_of") else ", "
+                needs = joiner.join(
+                    [*sorted(guard.get("permissions", ())), *(f"role:{r}" for r in sorted(guard.get("roles", ())))]
+                ) or ("authenticated" if guard else "public")
+                methods = ",".join(sorted((route.methods or {"GET"}) - {"HEAD"}))
+                rows.append((methods, prefix + route.path, needs))
+        return rows
+
+    rows = sorted(walk(routes), key=lambda row: (row[1], row[0]))
+    width = max((len(row[0]) for row in rows), default=6)
+    path_width = max((len(row[1]) for row in rows), default=4)
+    for methods, path, needs in rows:
+        print(f"{methods:<{width}}  {path:<{path_width}}  {needs}")
 
 
 async def _db_upgrade(kit: TenantKit) -> None:
@@ -40,7 +101,14 @@ async def _db_current(kit: TenantKit) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tenantkit", description=__doc__)
+    parser.add_argument(
+        "--app",
+        default=os.environ.get("TENANTKIT_APP"),
+        help="your app as 'module:factory' returning a TenantKit or an app built by one "
+        "(default: $TENANTKIT_APP); its migrations, routes and tasks are then included",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("routes", help="list the routes and the permissions each requires")
     db = commands.add_parser("db", help="database migrations")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     up = db_commands.add_parser("upgrade", help="apply pending migrations (tenantkit's and --location)")
@@ -106,15 +174,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"settings OK (env={settings.env}, database={settings.resolved_database_url.split(':')[0]})"
             )
             return 0
+        if args.command == "routes":
+            _routes(args)
+            return 0
         if args.command == "db":
-            kit = _kit(args.location if args.db_command == "upgrade" else ())
+            kit = _kit(args, args.location if args.db_command == "upgrade" else ())
             if args.db_command == "upgrade":
                 asyncio.run(_db_upgrade(kit))
             else:
                 asyncio.run(_db_current(kit))
             return 0
         if args.command in ("create-tenant", "create-user", "create-superadmin"):
-            asyncio.run(_admin(_kit(), args))
+            asyncio.run(_admin(_kit(args), args))
             return 0
     except ConfigurationError as exc:
         print(exc, file=sys.stderr)

@@ -74,14 +74,16 @@ def is_unscoped() -> bool:
 
 
 @contextmanager
-def unscoped(reason: str) -> Iterator[None]:
+def unscoped(reason: str, *, system: bool = False) -> Iterator[None]:
     """Cross tenants explicitly: scoping is off inside the block. Logged with ``reason``.
 
-    Prefer ``kit.unscoped(reason)``, which also writes an audit event.
+    Prefer ``kit.unscoped(reason)``, which also writes an audit event. ``system=True``
+    marks tenantkit's own background loops (claiming due work across tenants), logged
+    at DEBUG so a poll every second does not flood the log.
     """
     if not reason:
         raise ValueError("unscoped() needs a reason")
-    logger.warning("unscoped access", extra={"reason": reason})
+    logger.log(logging.DEBUG if system else logging.WARNING, "unscoped access", extra={"reason": reason})
     token = _unscoped.set(reason)
     try:
         yield

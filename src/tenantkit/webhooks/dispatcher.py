@@ -577,7 +577,7 @@ class WebhookDispatcher:
             .returning(WebhookDelivery.tenant_id, WebhookDelivery.id)
             .execution_options(synchronize_session=False)
         )
-        with unscoped("webhook dispatcher"):
+        with unscoped("webhook dispatcher", system=True):
             async with self.database.session() as session, session.begin():
                 claimed = [tuple(row) for row in (await session.execute(claim)).all()]
                 if not claimed:
