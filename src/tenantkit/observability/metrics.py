@@ -2,10 +2,60 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from collections.abc import Callable, Iterator
+from typing import Any
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+__all__ = ["CONTENT_TYPE_LATEST", "JOB_OUTCOMES", "Metrics", "PoolCollector"]
+
+#: The ``outcome`` values of ``tenantkit_jobs_total``.
+JOB_OUTCOMES = ("queued", "succeeded", "failed", "dead_lettered")
+
+
+class PoolCollector(Collector):
+    """Reads a SQLAlchemy pool's status on every scrape.
+
+    Exposes ``tenantkit_db_pool_connections_in_use``, ``tenantkit_db_pool_connections_idle``,
+    ``tenantkit_db_pool_size`` and ``tenantkit_db_pool_overflow``. Pools without
+    counters (``NullPool``, ``StaticPool``: SQLite) report what they can: in use 0
+    and size 0 unless the pool says otherwise.
+
+    Args:
+        pool: Returns the current pool (``lambda: engine.pool``), or ``None``.
+    """
+
+    def __init__(self, pool: Callable[[], Any]) -> None:
+        self.pool = pool
+
+    def collect(self) -> Iterator[Metric]:
+        pool = self.pool()
+
+        def read(name: str) -> float:
+            method = getattr(pool, name, None)
+            if method is None:
+                return 0.0
+            try:
+                return float(method())
+            except Exception:  # a pool that cannot report must not break the scrape
+                return 0.0
+
+        values = {
+            "connections_in_use": ("Database connections checked out", read("checkedout")),
+            "connections_idle": ("Database connections idle in the pool", read("checkedin")),
+            "size": ("Configured database pool size", read("size")),
+            "overflow": ("Database connections beyond the pool size", max(0.0, read("overflow"))),
+        }
+        for suffix, (doc, value) in values.items():
+            family = GaugeMetricFamily(f"tenantkit_db_pool_{suffix}", doc)
+            family.add_metric([], value)
+            yield family
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
 
 
 class Metrics:
@@ -30,10 +80,22 @@ class Metrics:
         self.token_reuse = Counter(
             "tenantkit_token_reuse_detections", "Refresh-token reuse detections", registry=r
         )
+        #: ``tenantkit_jobs_total{outcome=...}``, ``outcome`` one of :data:`JOB_OUTCOMES`.
         self.jobs = Counter("tenantkit_jobs", "Background jobs by outcome", ["outcome"], registry=r)
-        self.db_pool_in_use = Gauge(
-            "tenantkit_db_pool_connections_in_use", "Database connections checked out", registry=r
+        for outcome in JOB_OUTCOMES:
+            self.jobs.labels(outcome)
+        self.rate_limited = Counter(
+            "tenantkit_rate_limited", "Requests refused by rate limiting", ["policy"], registry=r
         )
+        self._pool: PoolCollector | None = None
+
+    def watch_pool(self, pool: Callable[[], Any]) -> None:
+        """Report the database pool returned by ``pool()`` on every scrape."""
+        if self._pool is None:
+            self._pool = PoolCollector(pool)
+            self.registry.register(self._pool)
+        else:
+            self._pool.pool = pool
 
     def render(self) -> bytes:
         """The registry in Prometheus text format."""
