@@ -2,16 +2,23 @@
 
 ``LogMailer`` (the embedded default without SMTP) writes a line per message,
 with the body only in development; ``MemoryMailer`` keeps an outbox (tests,
-demos); ``tenantkit.jobs.email.SMTPMailer`` sends for real.
+demos); ``SMTPMailer`` sends for real. The kit sends through
+``TenantKit.send_mail``, which queues a job for a ``deferred`` mailer (SMTP) so a
+slow mail server never slows a request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+import smtplib
+import ssl
+from dataclasses import asdict, dataclass, field
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["LogMailer", "Mail", "Mailer", "MemoryMailer"]
+__all__ = ["LogMailer", "Mail", "Mailer", "MemoryMailer", "SMTPMailer"]
 
 logger = logging.getLogger("tenantkit.mail")
 
@@ -25,6 +32,15 @@ class Mail:
     body: str
     kind: str = "generic"
     tags: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy (how a mail travels in a job's arguments)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Mail:
+        """The inverse of :meth:`to_dict`."""
+        return cls(**data)
 
 
 @runtime_checkable
@@ -56,3 +72,71 @@ class MemoryMailer:
 
     async def send(self, mail: Mail) -> None:
         self.outbox.append(mail)
+
+
+class SMTPMailer:
+    """Sends mail over SMTP with the standard library, off the event loop.
+
+    Args:
+        host: The SMTP server.
+        port: Its port (25, 587 with ``starttls``, ...).
+        user: Login name, when the server wants one.
+        password: Its password (never logged).
+        starttls: Upgrade the connection with ``STARTTLS`` before logging in.
+        mail_from: The ``From`` address.
+        timeout: Seconds to wait for the server at each step.
+
+    A failure raises (``OSError`` or ``smtplib.SMTPException``): the
+    ``tenantkit.send_mail`` job then retries with backoff and dead-letters the
+    mail after its last attempt.
+    """
+
+    #: Sends are slow and may fail: ``TenantKit.send_mail`` queues them as jobs.
+    deferred = True
+
+    def __init__(
+        self,
+        host: str,
+        port: int = 25,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        starttls: bool = False,
+        mail_from: str = "tenantkit@localhost",
+        timeout: float = 10.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.user = user
+        self._password = password
+        self.starttls = starttls
+        self.mail_from = mail_from
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        login = f", user={self.user!r}, password='**********'" if self.user else ""
+        return f"SMTPMailer(host={self.host!r}, port={self.port}{login}, starttls={self.starttls})"
+
+    def message(self, mail: Mail) -> EmailMessage:
+        """The RFC 5322 message for ``mail``."""
+        message = EmailMessage()
+        message["From"] = self.mail_from
+        message["To"] = mail.to
+        message["Subject"] = mail.subject
+        message["Date"] = formatdate(localtime=False, usegmt=True)
+        message["Message-ID"] = make_msgid(domain=self.mail_from.rpartition("@")[2] or None)
+        message["X-Tenantkit-Kind"] = mail.kind
+        message.set_content(mail.body)
+        return message
+
+    def _send(self, message: EmailMessage) -> None:
+        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as client:
+            if self.starttls:
+                client.starttls(context=ssl.create_default_context())
+            if self.user:
+                client.login(self.user, self._password or "")
+            client.send_message(message)
+
+    async def send(self, mail: Mail) -> None:
+        await asyncio.to_thread(self._send, self.message(mail))
+        logger.info("mail sent", extra={"to": mail.to, "kind": mail.kind})
