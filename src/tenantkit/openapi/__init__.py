@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-__all__ = ["describe"]
+__all__ = ["DESCRIPTION_ATTRIBUTE", "describe", "downgrade_to_30", "openapi_document", "openapi_routes"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,6 +29,8 @@ def describe(
     responses: Mapping[int, str] | None = None,
     tags: Sequence[str] = (),
     public: bool = False,
+    media_type: str | None = None,
+    body_media_type: str | None = None,
 ) -> Callable[[F], F]:
     """Describe an endpoint for the OpenAPI document.
 
@@ -41,6 +43,21 @@ def describe(
         responses: Extra documented statuses and what they mean.
         tags: Groups in Swagger UI.
         public: ``True`` when the route needs no bearer token.
+        media_type: The success response's media type when it is not a JSON
+            ``response`` model (``"text/plain"``, ``"application/octet-stream"``).
+        body_media_type: The media type of a raw (non-JSON) request body.
+
+    Permissions are never restated here: the ``requires_*`` guards on the
+    endpoint publish them (``x-permissions``). Stack ``describe`` above or
+    below the guard, both work.
+
+    Example:
+        ```python
+        @describe(summary="Create a product", body=ProductIn, response=ProductOut, status=201,
+                  responses={409: "A product with this SKU exists."}, tags=["products"])
+        @requires_permissions("products.create")
+        async def create_product(request: Request) -> Response: ...
+        ```
     """
 
     def decorator(endpoint: F) -> F:
@@ -56,8 +73,14 @@ def describe(
                 "responses": dict(responses or {}),
                 "tags": list(tags),
                 "public": public,
+                "media_type": media_type,
+                "body_media_type": body_media_type,
             },
         )
         return endpoint
 
     return decorator
+
+
+from tenantkit.openapi.document import downgrade_to_30, openapi_document  # noqa: E402
+from tenantkit.openapi.ui import openapi_routes  # noqa: E402
