@@ -59,21 +59,29 @@ class SubdomainTenantResolver:
 
 
 class PathTenantResolver:
-    """``/t/acme/products`` → ``acme``; the prefix is stripped so routes match ``/products``."""
+    """``/t/acme/products`` → ``acme``; routes then match ``/products``.
+
+    The prefix moves into ``root_path`` (``scope["path"]`` keeps the full path,
+    as Starlette expects), so ``request.url`` and ``url_for`` still carry
+    ``/t/acme``. Works under a mounted ``root_path`` too.
+    """
 
     def __init__(self, prefix: str = "/t/") -> None:
         self.prefix = "/" + prefix.strip("/") + "/"
 
     def __call__(self, scope: Scope) -> str | None:
         path: str = scope["path"]
-        if not path.startswith(self.prefix):
+        root_path: str = scope.get("root_path", "")
+        full = bool(root_path) and path.startswith(root_path)
+        relative = path[len(root_path) :] if full else path
+        if not relative.startswith(self.prefix):
             return None
-        identifier, _, rest = path[len(self.prefix) :].partition("/")
+        identifier, _, rest = relative[len(self.prefix) :].partition("/")
         if not identifier:
             return None
-        stripped = self.prefix + identifier
-        scope["path"] = "/" + rest
-        scope["root_path"] = scope.get("root_path", "") + stripped
+        scope["root_path"] = root_path + self.prefix + identifier
+        if not full and root_path:  # a server that sends ``path`` without ``root_path``
+            scope["path"] = "/" + rest
         return identifier
 
 

@@ -2,8 +2,9 @@
 
 Every ORM SELECT, UPDATE and DELETE touching a :class:`TenantScoped` model is
 filtered to the current tenant with ``with_loader_criteria`` (joins, aliases,
-subqueries, relationship and eager loads included). New objects get
-``tenant_id`` filled in; an object carrying another tenant's id is refused.
+subqueries, ``select_from()`` and relationship and eager loads included).
+New objects and ORM bulk ``insert()`` rows get ``tenant_id`` filled in; an
+object, row or ``.values(tenant_id=...)`` naming another tenant is refused.
 With no tenant in context a scoped statement raises :class:`TenantScopeError`.
 ``unscoped(reason)`` is the explicit, logged way across tenants.
 
@@ -26,6 +27,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import (
     Mapped,
+    Mapper,
     ORMExecuteState,
     Session,
     SessionTransaction,
@@ -34,6 +36,9 @@ from sqlalchemy.orm import (
     mapped_column,
     with_loader_criteria,
 )
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.elements import BindParameter, ClauseElement
+from sqlalchemy.sql.expression import TableClause
 
 from tenantkit.context import current_tenant_id
 from tenantkit.db.base import new_id
@@ -91,23 +96,84 @@ def unscoped(reason: str, *, system: bool = False) -> Iterator[None]:
         _unscoped.reset(token)
 
 
-def _is_scoped(cls: Any) -> bool:
-    return isinstance(cls, type) and issubclass(cls, TenantScoped)
+#: Tables of mapped ``TenantScoped`` classes, filled as mappers are constructed.
+_scoped_tables: set[TableClause] = set()
+
+
+@event.listens_for(Mapper, "after_mapper_constructed")
+def _register_scoped_table(mapper: Mapper[Any], class_: type) -> None:
+    if issubclass(class_, TenantScoped) and isinstance(mapper.local_table, TableClause):
+        _scoped_tables.add(mapper.local_table)
+
+
+def _is_scoped_table(element: Any) -> bool:
+    if not isinstance(element, TableClause):
+        return False
+    return element in _scoped_tables or element._deannotate() in _scoped_tables
 
 
 def _touches_scoped(state: ORMExecuteState) -> bool:
-    try:
-        mappers = state.all_mappers
-    except Exception:  # pragma: no cover - defensive: unusual statements
-        return False
-    return any(_is_scoped(m.class_) for m in mappers)
+    """Whether the statement reads or writes a scoped table anywhere (FROM, joins, subqueries)."""
+    if any(issubclass(m.class_, TenantScoped) for m in state.all_mappers):
+        return True
+    # ``select(func.count()).select_from(Model)``, ``exists()`` and other statements
+    # whose columns name no scoped entity: look at every table they touch.
+    statement: Any = state.statement
+    return any(_is_scoped_table(element) for element in visitors.iterate(statement))
+
+
+def _no_tenant() -> TenantScopeError:
+    return TenantScopeError(
+        "query on a tenant-scoped model with no tenant in context; "
+        "enter one with tenant_context() or cross tenants with unscoped(reason)"
+    )
+
+
+def _bound_value(value: Any) -> Any:
+    if isinstance(value, BindParameter):
+        return value.effective_value
+    if not isinstance(value, ClauseElement):
+        return value
+    raise TenantScopeError("tenant_id must be a plain value in a scoped INSERT or UPDATE")
+
+
+def _check_statement_values(statement: Any, tenant_id: uuid.UUID) -> bool:
+    """Refuse ``.values(tenant_id=<another tenant>)``; True when ``values()`` settles ``tenant_id``."""
+    single = getattr(statement, "_values", None) or {}
+    multi = [row for batch in getattr(statement, "_multi_values", ()) or () for row in batch]
+    named = False
+    for row in [single, *multi]:
+        for key, value in row.items() if hasattr(row, "items") else ():
+            if getattr(key, "key", key) == "tenant_id":
+                if _bound_value(value) != tenant_id:
+                    raise TenantScopeError("refusing to write rows of another tenant")
+                named = True
+    return named or bool(multi)  # multi-row values() cannot be completed by parameters
+
+
+def _checked_parameters(parameters: Any, tenant_id: uuid.UUID, *, fill: bool) -> Any:
+    """Execution parameters with ``tenant_id`` checked (and filled in for inserts)."""
+    if not parameters:
+        return {"tenant_id": tenant_id} if fill else parameters
+    many = isinstance(parameters, list | tuple)
+    rows = list(parameters) if many else [parameters]
+    checked = []
+    for row in rows:
+        owner = row.get("tenant_id")
+        if owner is None:
+            checked.append({**row, "tenant_id": tenant_id} if fill else row)
+        elif owner != tenant_id:
+            raise TenantScopeError("refusing to write rows of another tenant")
+        else:
+            checked.append(row)
+    return checked if many else checked[0]
 
 
 @event.listens_for(ScopedSession, "do_orm_execute")
 def _scope_statement(state: ORMExecuteState) -> None:
-    if state.is_column_load or state.is_relationship_load:
-        return  # the criteria already propagate to these loads
-    if not (state.is_select or state.is_update or state.is_delete):
+    if state.is_column_load:
+        return  # refreshing attributes of an object already loaded by primary key
+    if not (state.is_select or state.is_update or state.is_delete or state.is_insert):
         return
     if state.execution_options.get(UNSCOPED_OPTION) or _unscoped.get() is not None:
         return
@@ -115,10 +181,17 @@ def _scope_statement(state: ORMExecuteState) -> None:
         return
     tenant_id = current_tenant_id()
     if tenant_id is None:
-        raise TenantScopeError(
-            "query on a tenant-scoped model with no tenant in context; "
-            "enter one with tenant_context() or cross tenants with unscoped(reason)"
-        )
+        raise _no_tenant()
+    if state.is_insert or state.is_update:
+        if getattr(state.statement, "select", None) is not None:
+            raise TenantScopeError("INSERT ... SELECT into a tenant-scoped table needs unscoped(reason)")
+        settled = _check_statement_values(state.statement, tenant_id)
+        fill = state.is_insert and not settled
+        state.parameters = _checked_parameters(state.parameters, tenant_id, fill=fill)
+        if state.is_insert:
+            return
+    # Also on relationship loads: an object loaded inside ``unscoped()`` (or in
+    # another tenant's block) carries no criteria of its own to propagate.
     state.statement = state.statement.options(
         with_loader_criteria(
             TenantScoped,
