@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from inventory_app.app import create_app, create_kit
+from inventory_app.seed import DEMO_BRANDS, DemoLogin, demo_logins, has_tenants, seed
 from tenantkit import ConfigurationError, Settings, TenantKit
 
 __all__ = ["main"]
@@ -22,12 +23,38 @@ async def migrate(kit: TenantKit) -> None:
     await kit.database.dispose()
 
 
+async def run_seed(settings: Settings, *, only_if_empty: bool = False) -> list[DemoLogin] | None:
+    """Seed the demo data (``only_if_empty``: only into a database without tenants)."""
+    kit = create_kit(settings)
+    await kit.startup()
+    try:
+        if only_if_empty and await has_tenants(kit):
+            demo = next(iter(DEMO_BRANDS))
+            return demo_logins() if await kit.directory.find(demo) is not None else None
+        return await seed(kit)
+    finally:
+        await kit.shutdown()
+
+
+def print_logins(logins: Sequence[DemoLogin]) -> None:
+    """Print the demo accounts, one per line."""
+    print("demo logins (brand = tenant; send X-Tenant-ID: <brand> to choose):", flush=True)
+    for login in logins:
+        print(f"  {login.brand:<8} {login.role:<6} {login.email}  password: {login.password}", flush=True)
+
+
 def serve(host: str, port: int, *, run_migrations: bool) -> None:
+    """Migrate, seed the embedded default's empty database, and serve."""
     import uvicorn
 
-    kit = create_kit(Settings.load())
+    settings = Settings.load()
     if run_migrations:
-        asyncio.run(migrate(kit))
+        asyncio.run(migrate(create_kit(settings)))
+    if settings.database_url is None:  # the embedded default: a ready-to-try demo
+        logins = asyncio.run(run_seed(settings, only_if_empty=True))
+        if logins:
+            print_logins(logins)
+    kit = create_kit(settings)
     print(f"inventory-app on http://{host}:{port}  (health: /health, docs: /api-docs)", flush=True)
     uvicorn.run(create_app(kit), host=host, port=port, log_level="warning", proxy_headers=False)
 
@@ -40,10 +67,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8000)
     run.add_argument("--no-migrate", action="store_true", help="do not apply pending migrations")
+    seeding = commands.add_parser("seed", help="apply migrations and add demo brands, users and products")
+    seeding.add_argument("--no-migrate", action="store_true", help="do not apply pending migrations")
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":
             serve(args.host, args.port, run_migrations=not args.no_migrate)
+        elif args.command == "seed":
+            settings = Settings.load()
+            if not args.no_migrate:
+                asyncio.run(migrate(create_kit(settings)))
+            logins = asyncio.run(run_seed(settings))
+            print_logins(logins or [])
     except ConfigurationError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -1,0 +1,241 @@
+"""Request and response bodies (pydantic v2; unknown fields are rejected)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
+
+__all__ = [
+    "AdjustmentIn",
+    "AdjustmentOut",
+    "FileOut",
+    "FileUploadIn",
+    "FileUploadOut",
+    "InventoryItem",
+    "InventoryList",
+    "ListQuery",
+    "OrderIn",
+    "OrderItemOut",
+    "OrderLineIn",
+    "OrderList",
+    "OrderOut",
+    "PresignedUploadOut",
+    "ProductIn",
+    "ProductList",
+    "ProductOut",
+    "ProductPatch",
+]
+
+MAX_LIMIT = 100
+
+
+def _no_bool(value: object) -> object:
+    """Reject JSON booleans where a number is expected (pydantic would take ``true`` as 1)."""
+    if isinstance(value, bool):
+        raise ValueError("Input should be a number or a decimal string")
+    return value
+
+
+Sku = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Description = Annotated[str, StringConstraints(max_length=2000)]
+Price = Annotated[
+    Decimal,
+    BeforeValidator(_no_bool),
+    Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False, examples=["19.99"]),
+]
+Threshold = Annotated[int, Field(ge=0, le=1_000_000, strict=True)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProductIn(_In):
+    """``POST /products``. ``price`` is a decimal string (``"19.99"``) or a number."""
+
+    sku: Sku
+    name: Name
+    price: Price
+    description: Description = ""
+    low_stock_threshold: Threshold = 5
+    stock: Annotated[
+        int, Field(strict=True, ge=0, le=1_000_000, description="initial stock, recorded in the ledger")
+    ] = 0
+
+
+class ProductPatch(_In):
+    """``PATCH /products/{id}``: any subset of the writable fields (stock changes through adjustments)."""
+
+    sku: Sku | None = None
+    name: Name | None = None
+    price: Price | None = None
+    description: Description | None = None
+    low_stock_threshold: Threshold | None = None
+
+
+class ProductOut(BaseModel):
+    """A product; ``price`` is a decimal string."""
+
+    id: uuid.UUID
+    sku: str
+    name: str
+    description: str
+    price: str = Field(examples=["19.99"])
+    stock: int
+    low_stock_threshold: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProductList(BaseModel):
+    """A page of products."""
+
+    items: list[ProductOut]
+    next_cursor: str | None
+
+
+class ListQuery(BaseModel):
+    """Query parameters of the list endpoints (unknown parameters are ignored)."""
+
+    limit: int = Field(default=20, ge=1, le=MAX_LIMIT)
+    cursor: str | None = Field(
+        default=None, max_length=512, description="``next_cursor`` of the previous page"
+    )
+    q: str | None = Field(default=None, max_length=200, description="case-insensitive search in name and sku")
+
+
+class InventoryItem(BaseModel):
+    """Stock of one product."""
+
+    product_id: uuid.UUID
+    sku: str
+    name: str
+    stock: int
+    low_stock_threshold: int
+    low_stock: bool
+
+
+class InventoryList(BaseModel):
+    """A page of stock levels."""
+
+    items: list[InventoryItem]
+    next_cursor: str | None
+
+
+class AdjustmentIn(_In):
+    """``POST /inventory/{product_id}/adjustments``: a non-zero ``delta`` and why."""
+
+    delta: Annotated[int, Field(strict=True, ge=-1_000_000, le=1_000_000)]
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+    @field_validator("delta")
+    @classmethod
+    def _non_zero(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("delta must not be zero")
+        return value
+
+
+class AdjustmentOut(BaseModel):
+    """The ledger row written, with the product's new stock."""
+
+    id: uuid.UUID
+    product_id: uuid.UUID
+    delta: int
+    reason: str
+    stock: int
+    order_id: uuid.UUID | None
+    created_at: datetime
+
+
+class OrderLineIn(_In):
+    """One line of a new order."""
+
+    product_id: uuid.UUID
+    quantity: Annotated[int, Field(strict=True, ge=1, le=10_000)]
+
+
+class OrderIn(_In):
+    """``POST /orders``: lines naming the same product are merged."""
+
+    items: Annotated[list[OrderLineIn], Field(min_length=1, max_length=100)]
+
+
+class OrderItemOut(BaseModel):
+    """An order line with the unit price at order time."""
+
+    product_id: uuid.UUID
+    sku: str
+    name: str
+    quantity: int
+    unit_price: str = Field(examples=["19.99"])
+    line_total: str = Field(examples=["39.98"])
+
+
+class OrderOut(BaseModel):
+    """An order."""
+
+    id: uuid.UUID
+    status: str
+    items: list[OrderItemOut]
+    total: str = Field(examples=["39.98"])
+    user_id: uuid.UUID | None
+    created_at: datetime
+
+
+class OrderList(BaseModel):
+    """A page of orders, newest first."""
+
+    items: list[OrderOut]
+    next_cursor: str | None
+
+
+class FileUploadIn(_In):
+    """``POST /files/uploads``: what the client is about to upload."""
+
+    filename: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    content_type: Annotated[str, StringConstraints(min_length=1, max_length=127)]
+    size: Annotated[int, Field(strict=True, ge=1)]
+    visibility: Literal["private", "public"] = "private"
+
+
+class PresignedUploadOut(BaseModel):
+    """Where and how to send the bytes."""
+
+    url: str
+    method: Literal["PUT", "POST"]
+    headers: dict[str, str]
+    fields: dict[str, str]
+
+
+class FileOut(BaseModel):
+    """File metadata; ``download_url`` (private) or ``url`` (public) once uploaded."""
+
+    id: uuid.UUID
+    filename: str
+    content_type: str
+    size: int
+    visibility: str
+    status: str
+    sha256: str | None = None
+    created_at: datetime
+    uploaded_at: datetime | None = None
+    download_url: str | None = None
+    url: str | None = None
+
+
+class FileUploadOut(BaseModel):
+    """A pending file and its presigned upload."""
+
+    id: uuid.UUID
+    filename: str
+    content_type: str
+    size: int
+    visibility: str
+    status: str
+    upload: PresignedUploadOut

@@ -1,0 +1,112 @@
+"""Stock changes: one atomic conditional UPDATE per product, plus a ledger row.
+
+``UPDATE products SET stock = stock + :delta WHERE id = :id AND stock + :delta >= 0``
+either applies in full or matches no row, so concurrent orders can never take
+stock below zero: on PostgreSQL the row lock serialises writers and the
+condition is re-checked against the committed row; SQLite has one writer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from inventory_app.models import Product, StockMovement
+from tenantkit import ConflictError, NotFoundError, TenantKit
+from tenantkit.db.base import utcnow
+
+__all__ = ["StockChange", "apply_delta", "emit_low_stock"]
+
+
+@dataclass(frozen=True, slots=True)
+class StockChange:
+    """What one stock change did."""
+
+    product_id: uuid.UUID
+    sku: str
+    name: str
+    price: Decimal
+    delta: int
+    stock: int
+    low_stock_threshold: int
+    movement: StockMovement
+
+    @property
+    def crossed_low_stock(self) -> bool:
+        """Whether this change took stock from above the threshold to it or below."""
+        before = self.stock - self.delta
+        return self.delta < 0 and before > self.low_stock_threshold >= self.stock
+
+
+async def apply_delta(
+    session: AsyncSession,
+    product_id: uuid.UUID,
+    delta: int,
+    reason: str,
+    *,
+    order_id: uuid.UUID | None = None,
+    actor_id: uuid.UUID | None = None,
+) -> StockChange:
+    """Change a product's stock by ``delta`` and write the ledger row, in ``session``'s transaction.
+
+    Raises:
+        NotFoundError: no such product in this brand (404).
+        ConflictError: the stock would fall below zero; nothing is written (409).
+    """
+    statement = (
+        update(Product)
+        .where(Product.id == product_id, Product.stock + delta >= 0)
+        .values(stock=Product.stock + delta, updated_at=utcnow())
+        .returning(Product.stock, Product.low_stock_threshold, Product.price, Product.sku, Product.name)
+        .execution_options(synchronize_session=False)
+    )
+    row = (await session.execute(statement)).one_or_none()
+    if row is None:
+        stock = await session.scalar(select(Product.stock).where(Product.id == product_id))
+        if stock is None:
+            raise NotFoundError(f"Product {product_id} not found.")
+        raise ConflictError(
+            f"Not enough stock for product {product_id}: {stock} available.",
+            product_id=str(product_id),
+            available=stock,
+        )
+    movement = StockMovement(
+        id=uuid.uuid4(),
+        product_id=product_id,
+        delta=delta,
+        reason=reason,
+        stock_after=row.stock,
+        order_id=order_id,
+        actor_id=actor_id,
+        created_at=utcnow(),
+    )
+    session.add(movement)
+    return StockChange(
+        product_id=product_id,
+        sku=row.sku,
+        name=row.name,
+        price=row.price,
+        delta=delta,
+        stock=row.stock,
+        low_stock_threshold=row.low_stock_threshold,
+        movement=movement,
+    )
+
+
+async def emit_low_stock(kit: TenantKit, session: AsyncSession, changes: list[StockChange]) -> None:
+    """Queue ``inventory.low_stock`` for every change that crossed its product's threshold."""
+    for change in changes:
+        if change.crossed_low_stock:
+            data: dict[str, Any] = {
+                "product_id": str(change.product_id),
+                "sku": change.sku,
+                "name": change.name,
+                "stock": change.stock,
+                "low_stock_threshold": change.low_stock_threshold,
+            }
+            await kit.webhooks.emit("inventory.low_stock", data, session=session)
