@@ -43,5 +43,7 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    install(session, "test")
+    """Benchmarks (``-- --quick`` for short runs); the peers are installed here only."""
+    install(session, "all")
+    session.install("httpx", "fastapi-users", "litestar")
     session.run("python", "-m", "bench", *session.posargs)

@@ -5,12 +5,17 @@ authentication middleware (decode on every request: what most hand-written
 integrations do); tenantkit's full stack with a warm token (request context,
 JWT verification from the verified-token cache, revocation check, tenant
 resolution, live role and permission check). Target: full stack ≤ 1.5× bare.
+
+It also prices the permission check on its own: the same stack on a route
+guarded by ``requires_auth()`` (authenticated, no role lookup) against one
+guarded by ``requires_permissions`` (live role and permission set, cached).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import tempfile
 import time
 import uuid
@@ -24,11 +29,22 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bench.common import per_request_us, request_driver, write_result
+from bench.common import (
+    UNLIMITED,
+    figure,
+    headline,
+    line,
+    per_request_us,
+    request_driver,
+    side_by_side_us,
+    target_text,
+    write_result,
+)
 from tenantkit import Settings, TenantKit
 from tenantkit.admin import create_tenant, create_user
 from tenantkit.db.migrate import upgrade
 from tenantkit.rbac import requires_permissions
+from tenantkit.rbac.decorators import requires_auth
 
 SECRET = "bench-secret-" + "x" * 40
 
@@ -39,6 +55,11 @@ async def hello(request: Request) -> JSONResponse:
 
 @requires_permissions("reports.read")
 async def guarded(request: Request) -> JSONResponse:
+    return JSONResponse({"hello": "world"})
+
+
+@requires_auth()
+async def authenticated(request: Request) -> JSONResponse:
     return JSONResponse({"hello": "world"})
 
 
@@ -63,11 +84,17 @@ async def main() -> dict[str, float]:
 
     data_dir = Path(tempfile.mkdtemp(prefix="tk-bench-"))
     settings = Settings.load(
-        env="test", jwt_secret=SECRET, data_dir=data_dir, bcrypt_rounds=4, log_level="WARNING"
+        env="test",
+        jwt_secret=SECRET,
+        data_dir=data_dir,
+        bcrypt_rounds=4,
+        log_level="WARNING",
+        rate_limit_api=UNLIMITED,
+        rate_limit_auth=UNLIMITED,
     )
     kit = TenantKit(settings, permissions=[("reports.read", "bench")], autoload_plugins=False)
     await upgrade(kit.database)
-    app = kit.build_app([Route("/hello", guarded)])
+    app = kit.build_app([Route("/hello", guarded), Route("/auth-only", authenticated)])
     async with app.router.lifespan_context(app):
         tenant = await create_tenant(kit, "Bench", "bench")
         user_id = await create_user(kit, "bench@example.com", "bench-password", tenant=tenant, role="ADMIN")
@@ -81,14 +108,15 @@ async def main() -> dict[str, float]:
             algorithm="HS256",
         )
         naive_auth = [(b"authorization", f"Bearer {naive_token}".encode())]
-        import logging
-
         logging.getLogger("tenantkit").setLevel("WARNING")
-        results = {
-            "bare_us": await per_request_us(request_driver(bare, "/hello")),
-            "naive_pyjwt_us": await per_request_us(request_driver(naive, "/hello", naive_auth)),
-            "tenantkit_full_stack_us": await per_request_us(request_driver(app, "/hello", auth)),
-        }
+        results = await side_by_side_us(
+            {
+                "bare_us": request_driver(bare, "/hello"),
+                "naive_pyjwt_us": request_driver(naive, "/hello", naive_auth),
+                "tenantkit_full_stack_us": request_driver(app, "/hello", auth),
+                "tenantkit_requires_auth_us": request_driver(app, "/auth-only", auth),
+            }
+        )
         kit.tokens.cache_size = 0
         kit.tokens.clear_cache()
         results["tenantkit_cold_token_us"] = await per_request_us(request_driver(app, "/hello", auth), n=2000)
@@ -97,22 +125,42 @@ async def main() -> dict[str, float]:
             path.unlink()
     results["full_stack_ratio"] = results["tenantkit_full_stack_us"] / results["bare_us"]
     results["naive_pyjwt_ratio"] = results["naive_pyjwt_us"] / results["bare_us"]
+    results["permission_check_us"] = (
+        results["tenantkit_full_stack_us"] - results["tenantkit_requires_auth_us"]
+    )
     return results
 
 
 def run() -> dict[str, float]:
     results = asyncio.run(main())
-    print("per-request cost, in process (median of 5 rounds)")
-    print(f"  bare Starlette endpoint          {results['bare_us']:8.1f} µs   1.00×")
-    print(
-        f"  naive PyJWT middleware           {results['naive_pyjwt_us']:8.1f} µs   {results['naive_pyjwt_ratio']:.2f}×"
+    bare = results["bare_us"]
+    print("per-request cost, in process, one authenticated GET (median of rounds)")
+    line("bare Starlette endpoint", bare, "µs", ratio=1.0)
+    line("naive PyJWT middleware", results["naive_pyjwt_us"], "µs", ratio=results["naive_pyjwt_ratio"])
+    line(
+        "tenantkit full stack, warm token",
+        results["tenantkit_full_stack_us"],
+        "µs",
+        ratio=results["full_stack_ratio"],
+        note=target_text("<=", 1.5),
     )
-    print(
-        f"  tenantkit full stack, warm token {results['tenantkit_full_stack_us']:8.1f} µs   "
-        f"{results['full_stack_ratio']:.2f}×   (target ≤ 1.50×)"
+    line("tenantkit, requires_auth only", results["tenantkit_requires_auth_us"], "µs")
+    line("  -> permission check (difference)", results["permission_check_us"], "µs")
+    line(
+        "tenantkit, token cache off",
+        results["tenantkit_cold_token_us"],
+        "µs",
+        ratio=results["tenantkit_cold_token_us"] / bare,
     )
-    print(f"  tenantkit, token cache off       {results['tenantkit_cold_token_us']:8.1f} µs")
-    print(f"  -> {write_result('overhead', results)}")
+    series = [
+        figure("bare Starlette", bare, "µs"),
+        figure("naive PyJWT middleware", results["naive_pyjwt_us"], "µs"),
+        figure("tenantkit, requires_auth", results["tenantkit_requires_auth_us"], "µs"),
+        figure("tenantkit full stack", results["tenantkit_full_stack_us"], "µs"),
+        figure("tenantkit, token cache off", results["tenantkit_cold_token_us"], "µs"),
+    ]
+    head = headline("full stack / bare Starlette", results["full_stack_ratio"], "<=", 1.5)
+    print(f"  -> {write_result('overhead', results, series=series, head=head)}")
     return results
 
 

@@ -22,13 +22,13 @@ from pathlib import Path
 
 import asyncpg
 
-from bench.common import write_result
+from bench.common import figure, headline, line, scaled, target_text, write_result
 from tenantkit import Settings, TenantKit
 from tenantkit.db.migrate import upgrade
 from tenantkit.mail import MemoryMailer
 
 ADMIN_URL = os.environ.get("TENANTKIT_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
-N = int(os.environ.get("TENANTKIT_BENCH_ROTATIONS", "1500"))
+N = int(os.environ.get("TENANTKIT_BENCH_ROTATIONS", "0")) or scaled(1500, 150)
 
 
 async def floor(dsn: str, session_id: uuid.UUID, n: int) -> float:
@@ -117,13 +117,21 @@ async def main() -> dict[str, float]:
 
 def run() -> dict[str, float]:
     results = asyncio.run(main())
-    print("refresh rotations per second, PostgreSQL, one client, same run")
-    print(f"  raw asyncpg floor (UPDATE + INSERT)  {results['asyncpg_floor_per_s']:8.0f}/s   1.00×")
-    print(
-        f"  tenantkit AuthService.refresh        {results['tenantkit_per_s']:8.0f}/s   "
-        f"{results['ratio']:.2f}×   (target ≥ 0.80×)"
+    print(f"refresh rotations per second, PostgreSQL, one client, same run ({results['rotations']} each)")
+    line("raw asyncpg floor (UPDATE + INSERT)", results["asyncpg_floor_per_s"], "/s", ratio=1.0)
+    line(
+        "tenantkit AuthService.refresh",
+        results["tenantkit_per_s"],
+        "/s",
+        ratio=results["ratio"],
+        note=target_text(">=", 0.8),
     )
-    print(f"  -> {write_result('rotation', results)}")
+    series = [
+        figure("raw asyncpg floor", results["asyncpg_floor_per_s"], "/s"),
+        figure("tenantkit refresh", results["tenantkit_per_s"], "/s"),
+    ]
+    head = headline("rotations / asyncpg floor", results["ratio"], ">=", 0.8)
+    print(f"  -> {write_result('rotation', results, series=series, head=head)}")
     return results
 
 
