@@ -170,6 +170,7 @@ def settings_factory(request: pytest.FixtureRequest, backend: str, tmp_path: Pat
         "bcrypt_rounds": 4,
         "data_dir": tmp_path / "data",
         "log_level": "WARNING",
+        "rate_limit_auth": "10000/minute",
     }
     if backend == "postgres":
         values["database_url"] = request.getfixturevalue("pg_url")

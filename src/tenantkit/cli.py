@@ -66,7 +66,10 @@ def _routes(args: argparse.Namespace) -> None:
                 guard = getattr(route.endpoint, "__tenantkit_guard__", {})
                 joiner = " | " if guard.get("any_of") else ", "
                 needs = joiner.join(
-                    [*sorted(guard.get("permissions", ())), *(f"role:{r}" for r in sorted(guard.get("roles", ())))]
+                    [
+                        *sorted(guard.get("permissions", ())),
+                        *(f"role:{r}" for r in sorted(guard.get("roles", ()))),
+                    ]
                 ) or ("authenticated" if guard else "public")
                 methods = ",".join(sorted((route.methods or {"GET"}) - {"HEAD"}))
                 rows.append((methods, prefix + route.path, needs))
@@ -125,6 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_argument("--role", default="USER")
     superadmin = commands.add_parser("create-superadmin", help="create a platform operator (SUPER_ADMIN)")
     superadmin.add_argument("email")
+    commands.add_parser("worker", help="run background jobs and webhook deliveries until stopped")
+    jobs = commands.add_parser("jobs", help="background jobs")
+    jobs_commands = jobs.add_subparsers(dest="jobs_command", required=True)
+    dead = jobs_commands.add_parser("dead-letters", help="jobs that used up their attempts")
+    dead_commands = dead.add_subparsers(dest="dead_command", required=True)
+    dead_list = dead_commands.add_parser("list", help="list dead letters, newest first")
+    dead_list.add_argument("--tenant", help="only this tenant's (id or slug)")
+    dead_list.add_argument("--limit", type=int, default=50)
+    requeue = dead_commands.add_parser("requeue", help="queue a dead letter's job again")
+    requeue.add_argument("id")
     for sub in (user, superadmin):
         sub.add_argument(
             "--password-stdin", action="store_true", help="read the password from standard input"
@@ -183,6 +196,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 asyncio.run(_db_upgrade(kit))
             else:
                 asyncio.run(_db_current(kit))
+            return 0
+        if args.command == "worker":
+            from tenantkit.jobs.cli import run_worker
+
+            asyncio.run(run_worker(_kit(args)))
+            return 0
+        if args.command == "jobs":
+            from tenantkit.jobs.cli import dead_letters
+
+            asyncio.run(dead_letters(_kit(args), args))
             return 0
         if args.command in ("create-tenant", "create-user", "create-superadmin"):
             asyncio.run(_admin(_kit(args), args))

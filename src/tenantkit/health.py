@@ -11,6 +11,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from tenantkit.errors import problem_response
+from tenantkit.openapi import describe
+from tenantkit.openapi.schemas import HealthOut
 
 if TYPE_CHECKING:
     from tenantkit.kit import TenantKit
@@ -40,6 +42,13 @@ def health_endpoint(kit: TenantKit, *, timeout: float = 3.0) -> Callable[[Reques
             return "unavailable"
         return "in-memory" if kit.store.name == "in-memory" else "connected"
 
+    @describe(
+        summary="Liveness with real database and store checks",
+        response=HealthOut,
+        responses={503: "A backing service is unavailable (named in the problem)."},
+        tags=["platform"],
+        public=True,
+    )
     async def health(request: Request) -> Response:
         database, redis = await asyncio.gather(check_database(), check_store())
         checks = {"database": database, "redis": redis}

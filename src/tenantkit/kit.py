@@ -34,13 +34,15 @@ from tenantkit.db.models import User
 from tenantkit.errors import ConfigurationError
 from tenantkit.health import health_endpoint
 from tenantkit.http import problem_exception_handlers
-from tenantkit.mail import LogMailer, Mail, Mailer
+from tenantkit.mail import LogMailer, Mail, Mailer, SMTPMailer
 from tenantkit.observability.logging import configure_logging
 from tenantkit.observability.metrics import CONTENT_TYPE_LATEST, Metrics
 from tenantkit.observability.middleware import RequestContextMiddleware
+from tenantkit.openapi import describe
 from tenantkit.plugins.manager import call_event, create_plugin_manager
 from tenantkit.rbac.registry import PermissionRegistry
 from tenantkit.rbac.roles import RoleBook
+from tenantkit.security import RateLimiter, rate_limit_middleware, security_middleware
 from tenantkit.settings import Settings
 from tenantkit.stores.base import Store, create_store
 from tenantkit.tenancy.directory import TenantDirectory
@@ -54,6 +56,21 @@ audit_logger = logging.getLogger("tenantkit.audit")
 
 Lifespan = Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]
 NIL_TENANT = uuid.UUID(int=0)
+
+
+def default_mailer(settings: Settings) -> Mailer:
+    """``SMTPMailer`` when ``smtp_host`` is set, else ``LogMailer`` (bodies only in development)."""
+    if settings.smtp_host:
+        password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+        return SMTPMailer(
+            settings.smtp_host,
+            settings.smtp_port,
+            user=settings.smtp_user,
+            password=password,
+            starttls=settings.smtp_starttls,
+            mail_from=settings.mail_from,
+        )
+    return LogMailer(show_body=settings.is_development)
 
 
 class TenantKit:
@@ -95,7 +112,9 @@ class TenantKit:
         self.metrics = Metrics()
         self.database = Database(s.resolved_database_url, settings=s)
         self.store: Store = store if store is not None else create_store(s)
-        self.mailer: Mailer = mailer if mailer is not None else LogMailer(show_body=s.is_development)
+        self.metrics.watch_pool(lambda: self.database.engine.pool)
+        self.rate_limiter = RateLimiter(self.store, metrics=self.metrics)
+        self.mailer: Mailer = mailer if mailer is not None else default_mailer(s)
         self.migration_locations = [*migration_locations]
         for extra in self.hook.tenantkit_migration_locations():
             self.migration_locations.extend(extra or ())
@@ -132,6 +151,17 @@ class TenantKit:
             self.storage, self.database, url_ttl=s.file_url_ttl, on_uploaded=self._file_uploaded
         )
         self.webhooks = WebhookDispatcher.from_settings(self.database, s, hook=self.hook)
+        from tenantkit.audit import AuditLog
+        from tenantkit.jobs import JobRunner
+
+        self.audit_log = AuditLog(
+            self.database,
+            batch_size=s.audit_batch_size,
+            flush_ms=s.audit_flush_ms,
+            max_buffer=s.audit_buffer_max,
+        )
+        self.jobs = JobRunner(self)
+        self.hook.tenantkit_register_tasks(kit=self)
         #: Background loops (webhook delivery) run in process on the embedded default;
         #: with Redis configured, ``tenantkit worker`` runs them.
         self.inline_workers = s.redis_url is None
@@ -165,15 +195,19 @@ class TenantKit:
             Middleware(
                 RequestContextMiddleware, trusted_proxies=settings.trusted_proxies, metrics=self.metrics
             ),
+            *security_middleware(self),
             Middleware(AuthenticationMiddleware, kit=self),
+            rate_limit_middleware(self),
             Middleware(TenantMiddleware, kit=self, resolvers=resolvers),
         ]
 
     @property
     def routes(self) -> list[BaseRoute]:
         """tenantkit's routes: health, metrics (auth, admin... as features land)."""
+        from tenantkit.audit import audit_routes
         from tenantkit.auth.routes import auth_routes
         from tenantkit.files import LocalStorage, local_file_routes
+        from tenantkit.jobs import job_routes
         from tenantkit.rbac.routes import admin_routes
 
         files = local_file_routes(self.storage) if isinstance(self.storage, LocalStorage) else []
@@ -182,6 +216,8 @@ class TenantKit:
             Route("/metrics", self._metrics_endpoint, methods=["GET"], name="metrics"),
             *auth_routes(self),
             *admin_routes(self),
+            *audit_routes(self),
+            *job_routes(self),
             *files,
         ]
 
@@ -190,6 +226,7 @@ class TenantKit:
         """Handlers rendering every error as problem+json."""
         return problem_exception_handlers()
 
+    @describe(summary="Prometheus metrics", media_type="text/plain", tags=["platform"], public=True)
     async def _metrics_endpoint(self, request: Request) -> Response:
         return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
@@ -213,6 +250,8 @@ class TenantKit:
         await self.revocations.start()
         await self.directory.start()
         await self.roles.start()
+        await self.audit_log.start()
+        await self.jobs.startup()
         ensure_bucket = getattr(self.storage, "ensure_bucket", None)
         if ensure_bucket is not None:
             try:
@@ -232,6 +271,8 @@ class TenantKit:
         self._stop.set()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=10)
+        await self.jobs.shutdown()
+        await self.audit_log.stop()
         await self.roles.stop()
         await self.directory.stop()
         await self.revocations.stop()
@@ -296,8 +337,17 @@ class TenantKit:
         self.audit("file.uploaded", tenant_id=uuid.UUID(str(file["tenant_id"])), target=str(file["id"]))
 
     async def send_mail(self, mail: Mail) -> None:
-        """Hand ``mail`` to the configured mailer."""
-        await self.mailer.send(mail)
+        """Hand ``mail`` to the mailer, through the job queue for a ``deferred`` one (SMTP).
+
+        A queued mail is retried with backoff and dead-lettered after
+        ``job_max_attempts``; a slow mail server never slows the request.
+        """
+        if getattr(self.mailer, "deferred", False):
+            from tenantkit.jobs import SEND_MAIL
+
+            await self.jobs.enqueue(SEND_MAIL, mail.to_dict())
+        else:
+            await self.mailer.send(mail)
 
     def audit(
         self,
@@ -321,6 +371,7 @@ class TenantKit:
             "created_at": utcnow().isoformat(),
         }
         audit_logger.info(action, extra={"audit": event})
+        self.audit_log.record(event)
         self.spawn(self.emit("audit_event", event=event))
 
     @contextlib.contextmanager
@@ -343,6 +394,7 @@ class TenantKit:
         middleware: Sequence[Middleware] = (),
         lifespan: Lifespan | None = None,
         debug: bool = False,
+        openapi: bool | dict[str, Any] = False,
     ) -> Starlette:
         """A Starlette app with tenantkit's middleware, routes, handlers and lifespan.
 
@@ -350,6 +402,9 @@ class TenantKit:
             routes: The application's own routes (mounted after tenantkit's).
             middleware: Extra middleware, inside tenantkit's stack.
             lifespan: The application's own lifespan, run inside the kit's.
+            openapi: Serve ``GET /openapi.json`` and Swagger UI at ``/api-docs``
+                describing every route; a dict passes options to
+                :func:`tenantkit.openapi.openapi_routes` (``title``, ``version``...).
         """
 
         @contextlib.asynccontextmanager
@@ -363,13 +418,26 @@ class TenantKit:
 
         app = Starlette(
             debug=debug,
-            routes=[*routes, *self.routes],
+            routes=[*routes, *self.routes, *self._openapi_routes(openapi)],
             middleware=[*self.middleware, *middleware],
             exception_handlers=self.exception_handlers,
             lifespan=combined,
         )
         app.state.tenantkit = self
         return app
+
+    @staticmethod
+    def _openapi_routes(openapi: bool | dict[str, Any]) -> list[BaseRoute]:
+        if not openapi:
+            return []
+        from tenantkit.openapi import openapi_routes
+
+        options: dict[str, Any] = {
+            "title": "API",
+            "version": "1.0",
+            **(openapi if isinstance(openapi, dict) else {}),
+        }
+        return openapi_routes(**options)
 
     async def emit(self, hook_name: str, /, **kwargs: Any) -> list[Any]:
         """Call the event hook ``tenantkit_<hook_name>``, awaiting async implementations."""

@@ -107,6 +107,7 @@ class Settings(BaseSettings):
     # HTTP hardening
     rate_limit_auth: Annotated[RateLimit, NoDecode] = RateLimit(limit=20, period=60)
     rate_limit_api: Annotated[RateLimit, NoDecode] = RateLimit(limit=1200, period=60)
+    rate_limit_tenant: Annotated[RateLimit, NoDecode] = RateLimit(limit=6000, period=60)
     trusted_proxies: CommaList = Field(default_factory=list)
     max_body_bytes: int = Field(1048576, ge=1024)
     max_json_depth: int = Field(32, ge=2)
@@ -119,6 +120,12 @@ class Settings(BaseSettings):
     webhook_timeout: float = Field(10.0, gt=0)
     webhook_max_attempts: int = Field(5, ge=1)
     job_max_attempts: int = Field(5, ge=1)
+    job_retry_base_seconds: float = Field(1.0, gt=0)
+    job_retry_max_seconds: float = Field(300.0, gt=0)
+    job_concurrency: int = Field(10, ge=1)
+    audit_batch_size: int = Field(200, ge=1)
+    audit_flush_ms: int = Field(200, ge=1)
+    audit_buffer_max: int = Field(10000, ge=1)
     s3_endpoint_url: str | None = None
     s3_bucket: str | None = None
     s3_access_key: SecretStr | None = None
@@ -154,7 +161,7 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("rate_limit_auth", "rate_limit_api", mode="before")
+    @field_validator("rate_limit_auth", "rate_limit_api", "rate_limit_tenant", mode="before")
     @classmethod
     def _parse_rate(cls, value: Any) -> Any:
         return RateLimit.parse(value) if isinstance(value, str) else value

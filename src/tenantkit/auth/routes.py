@@ -23,7 +23,18 @@ from tenantkit.auth.schemas import (
 from tenantkit.auth.service import TokenPair
 from tenantkit.errors import InvalidTokenError, NotFoundError, PermissionDeniedError, TenantNotFoundError
 from tenantkit.http import parse_body
+from tenantkit.openapi import describe
+from tenantkit.openapi.schemas import (
+    AcceptedOut,
+    JWKSOut,
+    MembershipOut,
+    MeOut,
+    RegisterOut,
+    SessionPage,
+    TokenPairOut,
+)
 from tenantkit.rbac.decorators import current_permissions, request_principal, request_tenant, requires_auth
+from tenantkit.security.ratelimit import account_subject, rate_key
 
 if TYPE_CHECKING:
     from tenantkit.kit import TenantKit
@@ -74,6 +85,19 @@ def auth_routes(kit: TenantKit, prefix: str = "/auth") -> list[BaseRoute]:
             return
         raise PermissionDeniedError("Cross-site refresh refused.")
 
+    @describe(
+        summary="Register (new tenant, open sign-up or invitation)",
+        body=RegisterIn,
+        response=RegisterOut,
+        status=201,
+        responses={
+            403: "Sign-up closed, tenant suspended, or invitation for another email.",
+            404: "Unknown tenant or invitation.",
+            409: "The email is taken.",
+        },
+        tags=["auth"],
+        public=True,
+    )
     async def register(request: Request) -> Response:
         body = await parse_body(request, RegisterIn, max_depth=depth)
         named = body.invite_token is None or bool(request.headers.get(settings.tenant_header))
@@ -90,8 +114,26 @@ def auth_routes(kit: TenantKit, prefix: str = "/auth") -> list[BaseRoute]:
             201,
         )
 
+    async def per_account(email: str, name: str) -> None:
+        key = rate_key("account", account_subject(email), name)
+        await kit.rate_limiter.check(key, settings.rate_limit_auth, policy="auth-account")
+
+    @describe(
+        summary="Sign in: an access token and a rotating refresh token",
+        body=LoginIn,
+        response=TokenPairOut,
+        responses={
+            401: "Wrong email or password.",
+            403: "Not a member of the named tenant.",
+            404: "Unknown tenant.",
+            423: "Locked after repeated failures.",
+        },
+        tags=["auth"],
+        public=True,
+    )
     async def login(request: Request) -> Response:
         body = await parse_body(request, LoginIn, max_depth=depth)
+        await per_account(body.email, "login")
         tenant = request_tenant(request) if request.headers.get(settings.tenant_header) else None
         ip, agent = client(request)
         pair = await service.login(
@@ -99,6 +141,17 @@ def auth_routes(kit: TenantKit, prefix: str = "/auth") -> list[BaseRoute]:
         )
         return pair_response(pair)
 
+    @describe(
+        summary="Rotate the refresh token (body or refresh_token cookie)",
+        body=RefreshIn,
+        response=TokenPairOut,
+        responses={
+            401: "Expired, unknown, revoked or reused refresh token.",
+            403: "Cross-site cookie refresh.",
+        },
+        tags=["auth"],
+        public=True,
+    )
     async def refresh(request: Request) -> Response:
         token = None
         if int(request.headers.get("content-length") or 0) > 0 or "content-type" in request.headers:
@@ -112,16 +165,19 @@ def auth_routes(kit: TenantKit, prefix: str = "/auth") -> list[BaseRoute]:
         pair = await service.refresh(token, ip=request.state.client_ip)
         return pair_response(pair)
 
+    @describe(summary="Sign out this session", status=204, tags=["auth"])
     @requires_auth()
     async def logout(request: Request) -> Response:
         await service.logout(request_principal(request))
         return clear_cookie(Response(status_code=204))
 
+    @describe(summary="Sign out every session", status=204, tags=["auth"])
     @requires_auth()
     async def logout_all(request: Request) -> Response:
         await service.logout_all(request_principal(request).user_id)
         return clear_cookie(Response(status_code=204))
 
+    @describe(summary="The caller in the current tenant", response=MeOut, tags=["auth"])
     @requires_auth()
     async def me(request: Request) -> Response:
         principal, tenant, role, permissions = await current_permissions(request)
@@ -137,6 +193,7 @@ def auth_routes(kit: TenantKit, prefix: str = "/auth") -> list[BaseRoute]:
             headers=NO_STORE,
         )
 
+    @describe(summary="The caller's sessions (devices)", response=SessionPage, tags=["auth"])
     @requires_auth()
     async def sessions(request: Request) -> Response:
         principal = request_principal(request)
@@ -160,6 +217,12 @@ def auth_routes(kit: TenantKit, prefix: str = "/auth") -> list[BaseRoute]:
             headers=NO_STORE,
         )
 
+    @describe(
+        summary="Sign a device out",
+        status=204,
+        responses={404: "Not one of the caller's sessions."},
+        tags=["auth"],
+    )
     @requires_auth()
     async def revoke_session(request: Request) -> Response:
         principal = request_principal(request)
@@ -171,6 +234,13 @@ def auth_routes(kit: TenantKit, prefix: str = "/auth") -> list[BaseRoute]:
         response = Response(status_code=204)
         return clear_cookie(response) if session_id == principal.session_id else response
 
+    @describe(
+        summary="A new token pair bound to another membership",
+        body=SwitchTenantIn,
+        response=TokenPairOut,
+        responses={403: "Not a member of that tenant.", 404: "Unknown tenant."},
+        tags=["auth"],
+    )
     @requires_auth()
     async def switch_tenant(request: Request) -> Response:
         principal = request_principal(request)
@@ -181,6 +251,17 @@ def auth_routes(kit: TenantKit, prefix: str = "/auth") -> list[BaseRoute]:
         ip, agent = client(request)
         return pair_response(await service.switch_tenant(principal, tenant, ip=ip, user_agent=agent))
 
+    @describe(
+        summary="Join the inviting tenant",
+        body=AcceptInvitationIn,
+        response=MembershipOut,
+        responses={
+            403: "Invitation issued to another email.",
+            404: "Unknown, expired or used invitation.",
+            409: "Already a member.",
+        },
+        tags=["auth"],
+    )
     @requires_auth()
     async def accept_invitation(request: Request) -> Response:
         principal = request_principal(request)
@@ -190,22 +271,53 @@ def auth_routes(kit: TenantKit, prefix: str = "/auth") -> list[BaseRoute]:
             {"tenant": _tenant_json(tenant), "user_id": str(principal.user_id), "role": role}, 200
         )
 
+    @describe(
+        summary="Change the password (other sessions end)",
+        body=PasswordChangeIn,
+        status=204,
+        responses={401: "Wrong current password."},
+        tags=["auth"],
+    )
     @requires_auth()
     async def change_password(request: Request) -> Response:
         body = await parse_body(request, PasswordChangeIn, max_depth=depth)
         await service.change_password(request_principal(request), body.current_password, body.new_password)
         return Response(status_code=204)
 
+    @describe(
+        summary="Email a password-reset token",
+        body=PasswordResetIn,
+        response=AcceptedOut,
+        status=202,
+        tags=["auth"],
+        public=True,
+    )
     async def password_reset(request: Request) -> Response:
         body = await parse_body(request, PasswordResetIn, max_depth=depth)
+        await per_account(body.email, "password-reset")
         kit.spawn(service.request_password_reset(body.email))
         return JSONResponse({"detail": "If the account exists, a reset message is on its way."}, 202)
 
+    @describe(
+        summary="Set a new password with the emailed token",
+        body=PasswordResetConfirmIn,
+        status=204,
+        responses={400: "Invalid or expired token."},
+        tags=["auth"],
+        public=True,
+    )
     async def password_reset_confirm(request: Request) -> Response:
         body = await parse_body(request, PasswordResetConfirmIn, max_depth=depth)
         await service.confirm_password_reset(body.token, body.new_password)
         return Response(status_code=204)
 
+    @describe(
+        summary="Public keys verifying access tokens",
+        response=JWKSOut,
+        responses={404: "Tokens are signed with a shared secret (HS256)."},
+        tags=["keys"],
+        public=True,
+    )
     async def jwks(request: Request) -> Response:
         document = kit.keys.jwks()
         if document is None:

@@ -295,12 +295,24 @@ class AuthService:
             locked = await self.kit.lockout.failed(email, attempt)
             self.kit.metrics.login_failures.inc()
             await self.kit.emit("on_login_failed", email=email, reason="invalid_credentials", ip=ip)
-            self.kit.audit("login.failed", actor_id=user.id if user else None, ip=ip, target=email)
+            self.kit.audit(
+                "login.failed",
+                tenant_id=tenant.id if tenant is not None else None,
+                actor_id=user.id if user else None,
+                ip=ip,
+                target=email,
+            )
             if locked:
                 self.kit.metrics.lockouts.inc()
                 until = utcnow().timestamp() + self.kit.lockout.seconds
                 await self.kit.emit("on_lockout", email=email, until=until, ip=ip)
-                self.kit.audit("login.locked", actor_id=user.id if user else None, ip=ip, target=email)
+                self.kit.audit(
+                    "login.locked",
+                    tenant_id=tenant.id if tenant is not None else None,
+                    actor_id=user.id if user else None,
+                    ip=ip,
+                    target=email,
+                )
             raise AuthenticationError(GENERIC_LOGIN_FAILURE)
         assert user is not None
         await self.kit.lockout.succeeded(email)

@@ -21,6 +21,7 @@ from tenantkit.errors import (
 )
 from tenantkit.files.local import LocalStorage
 from tenantkit.files.storage import content_disposition
+from tenantkit.openapi import describe
 
 __all__ = ["DOWNLOAD_HEADERS", "local_file_routes"]
 
@@ -43,6 +44,20 @@ def local_file_routes(storage: LocalStorage) -> list[BaseRoute]:
         storage: The local storage whose URLs to serve.
     """
 
+    @describe(
+        summary="Upload through a signed URL",
+        body_media_type="*/*",
+        status=204,
+        responses={
+            400: "Chunked, or not exactly the signed size.",
+            403: "Invalid or expired URL.",
+            411: "No Content-Length.",
+            413: "Larger than the signed size.",
+            415: "Not the signed content type.",
+        },
+        tags=["files"],
+        public=True,
+    )
     async def upload(request: Request) -> Response:
         grant = storage.verify(request.path_params["token"], "PUT")
         if grant.size is None or grant.content_type is None:  # every PUT URL signs both
@@ -66,6 +81,13 @@ def local_file_routes(storage: LocalStorage) -> list[BaseRoute]:
         await storage.write(grant.key, request.stream(), size=grant.size, content_type=grant.content_type)
         return Response(status_code=204)
 
+    @describe(
+        summary="Download through a signed URL",
+        media_type="application/octet-stream",
+        responses={403: "Invalid or expired URL.", 404: "The file does not exist."},
+        tags=["files"],
+        public=True,
+    )
     async def download(request: Request) -> Response:
         grant = storage.verify(request.path_params["token"], "GET")
         info = await storage.head(grant.key)

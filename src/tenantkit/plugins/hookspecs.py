@@ -43,10 +43,12 @@ def tenantkit_register_permissions() -> list[tuple[str, str]] | None:
 
 @hookspec
 def tenantkit_register_tasks(kit: TenantKit) -> None:
-    """Register background tasks on ``kit.broker`` (``@kit.task`` decorator).
+    """Register background tasks with ``@kit.jobs.task(name=...)``.
+
+    Called once while the kit is built, after its own tasks are registered.
 
     Args:
-        kit: The kit whose broker the tasks belong to.
+        kit: The kit whose job runner (``kit.jobs``) the tasks belong to.
     """
 
 

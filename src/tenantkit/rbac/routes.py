@@ -15,6 +15,16 @@ from tenantkit.context import TenantRef
 from tenantkit.db.models import Membership, Role, Tenant, User
 from tenantkit.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from tenantkit.http import parse_body
+from tenantkit.openapi import describe
+from tenantkit.openapi.schemas import (
+    InvitationOut,
+    MemberPage,
+    RoleChangeOut,
+    RoleOut,
+    RolePage,
+    TenantOut,
+    TenantPage,
+)
 from tenantkit.rbac.decorators import current_permissions, requires_permissions
 from tenantkit.rbac.registry import PermissionRegistry
 from tenantkit.rbac.roles import ADMIN, BUILTIN_ROLES, SUPER_ADMIN
@@ -72,6 +82,11 @@ def admin_routes(kit: TenantKit) -> list[BaseRoute]:
             raise NotFoundError("No such member.")
         return found
 
+    @describe(
+        summary="Members of the current tenant",
+        response=MemberPage,
+        tags=["users"],
+    )
     @requires_permissions("users.read")
     async def list_users(request: Request) -> Response:
         _, tenant, _, _ = await current_permissions(request)
@@ -88,6 +103,14 @@ def admin_routes(kit: TenantKit) -> list[BaseRoute]:
             ]
         return JSONResponse({"items": items, "next_cursor": None})
 
+    @describe(
+        summary="Invite someone (the token is also emailed)",
+        body=InvitationIn,
+        response=InvitationOut,
+        status=201,
+        responses={403: "The role grants permissions you do not hold.", 409: "Already a member."},
+        tags=["users"],
+    )
     @requires_permissions("users.invite")
     async def invite(request: Request) -> Response:
         principal, tenant, _, granted = await current_permissions(request)
@@ -108,6 +131,13 @@ def admin_routes(kit: TenantKit) -> list[BaseRoute]:
             headers={"Cache-Control": "no-store"},
         )
 
+    @describe(
+        summary="Change a member's role",
+        body=RoleChangeIn,
+        response=RoleChangeOut,
+        responses={404: "No such member.", 409: "The tenant's last ADMIN."},
+        tags=["users"],
+    )
     @requires_permissions("users.update")
     async def change_role(request: Request) -> Response:
         principal, tenant, _, granted = await current_permissions(request)
@@ -142,6 +172,12 @@ def admin_routes(kit: TenantKit) -> list[BaseRoute]:
         )
         return JSONResponse({"id": str(user_id), "role": body.role})
 
+    @describe(
+        summary="Remove a member (their sessions in this tenant end)",
+        status=204,
+        responses={404: "No such member.", 409: "The tenant's last ADMIN."},
+        tags=["users"],
+    )
     @requires_permissions("users.delete")
     async def remove_user(request: Request) -> Response:
         principal, tenant, _, granted = await current_permissions(request)
@@ -185,6 +221,11 @@ def admin_routes(kit: TenantKit) -> list[BaseRoute]:
         if errors:
             raise ValidationError(errors)
 
+    @describe(
+        summary="Built-in and custom roles",
+        response=RolePage,
+        tags=["roles"],
+    )
     @requires_permissions("roles.manage")
     async def list_roles(request: Request) -> Response:
         _, tenant, _, _ = await current_permissions(request)
@@ -202,6 +243,14 @@ def admin_routes(kit: TenantKit) -> list[BaseRoute]:
         ]
         return JSONResponse({"items": items, "next_cursor": None})
 
+    @describe(
+        summary="Create a custom role",
+        body=RoleIn,
+        response=RoleOut,
+        status=201,
+        responses={409: "The role exists, or is built in."},
+        tags=["roles"],
+    )
     @requires_permissions("roles.manage")
     async def create_role(request: Request) -> Response:
         principal, tenant, _, granted = await current_permissions(request)
@@ -236,6 +285,13 @@ def admin_routes(kit: TenantKit) -> list[BaseRoute]:
             raise NotFoundError("No such role.")
         return role
 
+    @describe(
+        summary="Change a custom role",
+        body=RolePatchIn,
+        response=RoleOut,
+        responses={403: "Built-in role, or permissions you do not hold.", 404: "No such role."},
+        tags=["roles"],
+    )
     @requires_permissions("roles.manage")
     async def update_role(request: Request) -> Response:
         principal, tenant, _, granted = await current_permissions(request)
@@ -259,6 +315,12 @@ def admin_routes(kit: TenantKit) -> list[BaseRoute]:
         kit.audit("role.updated", tenant_id=tenant.id, actor_id=principal.user_id, target=name)
         return JSONResponse(result)
 
+    @describe(
+        summary="Delete a custom role",
+        status=204,
+        responses={404: "No such role.", 409: "Members still hold the role."},
+        tags=["roles"],
+    )
     @requires_permissions("roles.manage")
     async def delete_role(request: Request) -> Response:
         principal, tenant, _, granted = await current_permissions(request)
@@ -296,6 +358,11 @@ def admin_routes(kit: TenantKit) -> list[BaseRoute]:
             "created_at": t.created_at.isoformat(),
         }
 
+    @describe(
+        summary="Every tenant (platform operators)",
+        response=TenantPage,
+        tags=["admin"],
+    )
     @requires_permissions("tenants.manage")
     async def list_tenants(request: Request) -> Response:
         actor = await operator(request)
@@ -304,6 +371,13 @@ def admin_routes(kit: TenantKit) -> list[BaseRoute]:
         kit.audit("admin.tenants_listed", actor_id=actor)
         return JSONResponse({"items": [tenant_json(t) for t in rows], "next_cursor": None})
 
+    @describe(
+        summary="Suspend, reactivate or rename a tenant (platform operators)",
+        body=TenantPatchIn,
+        response=TenantOut,
+        responses={404: "No such tenant."},
+        tags=["admin"],
+    )
     @requires_permissions("tenants.manage")
     async def patch_tenant(request: Request) -> Response:
         actor = await operator(request)

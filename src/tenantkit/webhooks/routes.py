@@ -21,6 +21,14 @@ from starlette.routing import BaseRoute, Route
 
 from tenantkit.errors import NotFoundError, ValidationError
 from tenantkit.http import json_response, parse_body
+from tenantkit.openapi import describe
+from tenantkit.openapi.schemas import (
+    DeliveryQuery,
+    WebhookDeliveryOut,
+    WebhookDeliveryPage,
+    WebhookEndpointCreatedOut,
+    WebhookEndpointPage,
+)
 from tenantkit.webhooks.dispatcher import WebhookDispatcher
 from tenantkit.webhooks.models import DELIVERY_STATUSES, WebhookDelivery, WebhookEndpoint
 
@@ -143,18 +151,46 @@ def webhook_routes(
     """
     wrap = decorate or (lambda endpoint: endpoint)
 
+    @describe(summary="The tenant's webhook endpoints", response=WebhookEndpointPage, tags=["webhooks"])
     async def list_endpoint(request: Request) -> Response:
         return await list_webhooks(request, dispatcher)
 
+    @describe(
+        summary="Register a webhook endpoint (its secret is shown once)",
+        body=WebhookEndpointIn,
+        response=WebhookEndpointCreatedOut,
+        status=201,
+        responses={422: "Unsafe URL or unknown events."},
+        tags=["webhooks"],
+    )
     async def create_endpoint(request: Request) -> Response:
         return await create_webhook(request, dispatcher, max_json_depth=max_json_depth)
 
+    @describe(
+        summary="Delete a webhook endpoint",
+        status=204,
+        responses={404: "No such endpoint."},
+        tags=["webhooks"],
+    )
     async def delete_endpoint(request: Request) -> Response:
         return await delete_webhook(request, dispatcher)
 
+    @describe(
+        summary="An endpoint's latest deliveries",
+        query=DeliveryQuery,
+        response=WebhookDeliveryPage,
+        responses={404: "No such endpoint."},
+        tags=["webhooks"],
+    )
     async def deliveries_endpoint(request: Request) -> Response:
         return await list_webhook_deliveries(request, dispatcher)
 
+    @describe(
+        summary="Retry a dead delivery",
+        response=WebhookDeliveryOut,
+        responses={404: "No such delivery.", 409: "The delivery is not dead."},
+        tags=["webhooks"],
+    )
     async def requeue_endpoint(request: Request) -> Response:
         return await requeue_webhook_delivery(request, dispatcher)
 
