@@ -91,6 +91,7 @@ async def main() -> dict[str, float]:
         log_level="WARNING",
         rate_limit_api=UNLIMITED,
         rate_limit_auth=UNLIMITED,
+        rate_limit_tenant=UNLIMITED,
     )
     kit = TenantKit(settings, permissions=[("reports.read", "bench")], autoload_plugins=False)
     await upgrade(kit.database)

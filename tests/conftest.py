@@ -15,6 +15,14 @@ import pytest
 
 os.environ.setdefault("TENANTKIT_DISABLE_PLUGIN_AUTOLOAD", "1")
 
+from hypothesis import settings as hypothesis_settings  # noqa: E402
+
+# CI replays the same examples every run (a red run must be reproducible);
+# local runs keep exploring new ones.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("TENANTKIT_REQUIRE_SERVICES") == "1":
+    hypothesis_settings.load_profile("ci")
+
 from tenantkit import Settings, TenantKit  # noqa: E402
 from tenantkit.db.engine import Database  # noqa: E402
 from tenantkit.db.migrate import upgrade  # noqa: E402

@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(10, ge=0)
     db_pool_timeout: float = Field(10.0, gt=0)
     db_echo: bool = False
+    db_pool_pre_ping: bool = False
 
     # Redis / stores
     redis_url: str | None = None

@@ -108,6 +108,18 @@ def test_tampered_signature_and_payload_are_refused() -> None:
         tokens.verify(f"{head}.{evil}.{sig}")
 
 
+@pytest.mark.parametrize("suffix", ["=", "==", " ", "\n"])
+def test_re_encoded_copies_of_a_valid_token_are_refused(suffix: str) -> None:
+    tokens = codec()
+    token = issue(tokens)
+    tokens.verify(token)  # the original is fine (and now cached)
+    with pytest.raises(InvalidTokenError):
+        tokens.verify(token + suffix)
+    head, body, sig = token.split(".")
+    with pytest.raises(InvalidTokenError):
+        tokens.verify(f"{head}=.{body}.{sig}")
+
+
 def test_wrong_secret_is_refused() -> None:
     tokens = codec()
     with pytest.raises(InvalidTokenError):

@@ -62,12 +62,13 @@ class AuthenticationMiddleware:
                 break
         if authorization is not None:
             scheme, _, token = authorization.partition(" ")
+            token = token.strip(" \t")  # optional whitespace only; anything else stays and fails
             try:
-                if scheme.lower() != "bearer" or not token.strip():
+                if scheme.lower() != "bearer" or not token:
                     raise InvalidTokenError("Use 'Authorization: Bearer <access token>'.")
-                principal = self.kit.tokens.verify(token.strip())
+                principal = self.kit.tokens.verify(token)
                 if await self.kit.revocations.is_revoked(principal.claims.get("sid") or principal.session_id):
-                    self.kit.tokens.forget(token.strip())
+                    self.kit.tokens.forget(token)
                     raise InvalidTokenError("The session has ended.")
             except ProblemError as error:
                 if scope["path"] in self.optional_paths and error.status == 401:

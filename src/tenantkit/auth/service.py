@@ -8,9 +8,9 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import String, Uuid, exists, func, insert, literal_column, select, update
+from sqlalchemy import String, Table, Uuid, bindparam, exists, func, insert, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -104,6 +104,39 @@ _SESSION_FACTS = (
     _session_fact("s.expires_at", UTCDateTime()),
     _session_fact("m.role", String()),
 )
+
+
+def _spend_statement() -> Any:
+    """``UPDATE refresh_tokens`` that spends a token only while everything it stands on is valid."""
+    now = bindparam("b_now", type_=UTCDateTime())
+    session_ok = exists().where(
+        AuthSession.id == RefreshToken.session_id,
+        AuthSession.revoked_at.is_(None),
+        AuthSession.expires_at > now,
+        exists().where(User.id == AuthSession.user_id, User.is_active.is_(True)),
+        exists().where(Tenant.id == AuthSession.tenant_id, Tenant.status == "active"),
+        exists().where(
+            Membership.tenant_id == AuthSession.tenant_id, Membership.user_id == AuthSession.user_id
+        ),
+    )
+    table = cast("Table", RefreshToken.__table__)
+    return (
+        update(table)
+        .where(
+            table.c.digest == bindparam("b_digest"),
+            table.c.spent_at.is_(None),
+            table.c.expires_at > now,
+            table.c.created_at > bindparam("b_idle_since", type_=UTCDateTime()),
+            session_ok,
+        )
+        .values(spent_at=now, successor_id=bindparam("b_successor_id"))
+        .returning(table.c.session_id, *_SESSION_FACTS)
+    )
+
+
+#: Built once: the rotation's two statements (compiled once, then cached by SQLAlchemy).
+_SPEND = _spend_statement()
+_MINT = insert(cast("Table", RefreshToken.__table__))
 
 
 def _as_utc(value: Any, dialect: Any) -> Any:
@@ -417,34 +450,21 @@ class AuthService:
             raise InvalidTokenError("Invalid refresh token.")
         digest = rt.digest(token)
         now = utcnow()
-        idle_since = now - timedelta(seconds=self.settings.session_idle_timeout)
         successor = rt.new_refresh_token()
         successor_id = uuid.uuid4()
-        session_of = AuthSession.id == RefreshToken.session_id
-        session_ok = exists().where(
-            session_of,
-            AuthSession.revoked_at.is_(None),
-            AuthSession.expires_at > now,
-            exists().where(User.id == AuthSession.user_id, User.is_active.is_(True)),
-            exists().where(Tenant.id == AuthSession.tenant_id, Tenant.status == "active"),
-            exists().where(
-                Membership.tenant_id == AuthSession.tenant_id, Membership.user_id == AuthSession.user_id
-            ),
-        )
-        async with self.db.session() as session, session.begin():
+        # Core on a plain connection: the statements are built once and compiled
+        # once (SQLAlchemy's cache), and the ORM's per-statement machinery is skipped.
+        # Both tables are global, so tenant scoping has nothing to add here.
+        async with self.db.engine.begin() as connection:
             row = (
-                await session.execute(
-                    update(RefreshToken)
-                    .where(
-                        RefreshToken.digest == digest,
-                        RefreshToken.spent_at.is_(None),
-                        RefreshToken.expires_at > now,
-                        RefreshToken.created_at > idle_since,
-                        session_ok,
-                    )
-                    .values(spent_at=now, successor_id=successor_id)
-                    .returning(RefreshToken.session_id, *_SESSION_FACTS)
-                    .execution_options(synchronize_session=False)
+                await connection.execute(
+                    _SPEND,
+                    {
+                        "b_digest": digest,
+                        "b_now": now,
+                        "b_idle_since": now - timedelta(seconds=self.settings.session_idle_timeout),
+                        "b_successor_id": successor_id,
+                    },
                 )
             ).first()
             if row is not None:
@@ -460,17 +480,18 @@ class AuthService:
                 if self.settings.refresh_grace_seconds:
                     pair = {"rt": successor, "at": access, "exp": now.timestamp() + expires_in}
                     sealed = rt.seal(token, json.dumps(pair))
-                await session.execute(
-                    insert(RefreshToken).values(
-                        id=successor_id,
-                        session_id=session_id,
-                        digest=rt.digest(successor),
-                        created_at=now,
-                        expires_at=min(
+                await connection.execute(
+                    _MINT,
+                    {
+                        "id": successor_id,
+                        "session_id": session_id,
+                        "digest": rt.digest(successor),
+                        "created_at": now,
+                        "expires_at": min(
                             now + timedelta(seconds=self.settings.refresh_token_ttl), session_expires
                         ),
-                        sealed_pair=sealed,
-                    )
+                        "sealed_pair": sealed,
+                    },
                 )
                 return TokenPair(access, expires_in, successor, session_id)
         return await self._refresh_rejected(token, digest, now, ip)

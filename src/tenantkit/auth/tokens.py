@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import time
 import uuid
 from typing import Any
@@ -30,6 +31,7 @@ __all__ = ["ACCESS_TOKEN_TYPE", "RESERVED_CLAIMS", "AccessTokens"]
 
 ACCESS_TOKEN_TYPE = "at+jwt"
 MAX_TOKEN_LENGTH = 4096
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 RESERVED_CLAIMS = frozenset({"sub", "tid", "sid", "role", "jti", "iat", "exp", "nbf", "iss", "aud", "act"})
 _REQUIRED = ["exp", "iat", "sub", "jti", "tid", "sid", "iss", "aud"]
 
@@ -149,7 +151,9 @@ class AccessTokens:
         self._cache.pop(token, None)
 
     def _verify(self, token: str) -> Principal:
-        if not token or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
+        if len(token) > MAX_TOKEN_LENGTH or not _COMPACT_JWS.fullmatch(token):
+            # Only unpadded base64url segments (RFC 7515): a padded or otherwise
+            # re-encoded copy of a valid token is a different string, refused.
             raise InvalidTokenError("Malformed access token.")
         header_part, payload_part, _ = token.split(".")
         try:

@@ -44,14 +44,17 @@ class Database:
 
     def __init__(self, url: str, *, settings: Settings | None = None, **engine_options: Any) -> None:
         self.url = url
-        options: dict[str, Any] = {"pool_pre_ping": True}
+        # No pre-ping by default: it costs a round trip per checkout. A connection
+        # found dead is a disconnect error, which invalidates the whole pool at once
+        # (that request answers 503, the next one reconnects).
+        options: dict[str, Any] = {}
         if settings is not None:
             options["echo"] = settings.db_echo
         if url.startswith("sqlite"):
-            options.pop("pool_pre_ping")
             options["connect_args"] = {"timeout": 30}
         elif settings is not None:
             options.update(
+                pool_pre_ping=settings.db_pool_pre_ping,
                 pool_size=settings.db_pool_size,
                 max_overflow=settings.db_max_overflow,
                 pool_timeout=settings.db_pool_timeout,
