@@ -24,6 +24,7 @@ if os.environ.get("TENANTKIT_REQUIRE_SERVICES") == "1":
     hypothesis_settings.load_profile("ci")
 
 from tenantkit import Settings, TenantKit  # noqa: E402
+from tenantkit.context import TenantRef  # noqa: E402
 from tenantkit.db.engine import Database  # noqa: E402
 from tenantkit.db.migrate import upgrade  # noqa: E402
 from tests.helpers import Api  # noqa: E402
@@ -206,6 +207,61 @@ async def kit_factory(settings_factory: Callable[..., Settings]) -> AsyncIterato
     yield make
     for kit in kits:
         await kit.shutdown()
+
+
+@pytest.fixture
+async def two_instances(
+    kit_factory: Callable[..., TenantKit], settings_factory: Callable[..., Settings], backend: str
+) -> AsyncIterator[tuple[Api, Any]]:
+    """Two served kits behaving as one deployment: the ``Api`` of A and a client of B.
+
+    On postgres they share PostgreSQL and Redis; on sqlite the database file and one
+    ``MemoryStore`` (standing in for Redis).
+    """
+    from tenantkit import MemoryStore
+    from tenantkit.mail import MemoryMailer
+    from tests.helpers import serve
+
+    shared: dict[str, Any] = {} if backend == "postgres" else {"store": MemoryStore()}
+    kit_a = kit_factory(settings_factory(), mailer=MemoryMailer(), **shared)
+    kit_b = kit_factory(settings_factory(), mailer=MemoryMailer(), **shared)
+    async with (
+        serve(kit_a.build_app(), base_url="https://testserver") as a,
+        serve(kit_b.build_app(), base_url="https://testserver") as b,
+    ):
+        yield Api(a, kit_a, MemoryMailer()), b
+
+
+@pytest.fixture
+def db_url(request: pytest.FixtureRequest) -> str:
+    """A fresh migrated database: SQLite unless parametrized ``indirect`` with ``"postgres"``."""
+    kind = getattr(request, "param", "sqlite")
+    return str(request.getfixturevalue("pg_url" if kind == "postgres" else "sqlite_url"))
+
+
+@pytest.fixture
+async def database(db_url: str) -> AsyncIterator[Database]:
+    """A ``Database`` on ``db_url``, disposed after the test."""
+    database = Database(db_url)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+@pytest.fixture
+async def tenants(database: Database) -> tuple[TenantRef, TenantRef]:
+    """Two tenants, ``a`` and ``b``."""
+    from tenantkit.db.models import Tenant
+
+    refs = (
+        TenantRef(uuid.uuid4(), f"brand-a-{uuid.uuid4().hex[:6]}"),
+        TenantRef(uuid.uuid4(), f"brand-b-{uuid.uuid4().hex[:6]}"),
+    )
+    async with database.session() as session, session.begin():
+        for ref in refs:
+            session.add(Tenant(id=ref.id, slug=ref.slug, name=ref.slug))
+    return refs
 
 
 @pytest.fixture

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+import httpx
 import pytest
 
-from tenantkit import MemoryStore, Settings, TenantKit
+from tenantkit import Settings, TenantKit
 from tenantkit.mail import MemoryMailer
 from tests.auth.conftest import Api
 from tests.conftest import SECRET
@@ -18,23 +17,17 @@ from tests.services import private_redis
 
 
 async def test_logout_on_one_instance_is_refused_on_another(
-    kit_factory: Callable[..., TenantKit], settings_factory: Callable[..., Settings], backend: str
+    two_instances: tuple[Api, httpx.AsyncClient],
 ) -> None:
-    shared: dict[str, Any] = {} if backend == "postgres" else {"store": MemoryStore()}
-    kit_a = kit_factory(settings_factory(), mailer=MemoryMailer(), **shared)
-    kit_b = kit_factory(settings_factory(), mailer=MemoryMailer(), **shared)
-    async with (
-        serve(kit_a.build_app(), base_url="https://testserver") as a,
-        serve(kit_b.build_app(), base_url="https://testserver") as b,
-    ):
-        api = Api(a, kit_a, MemoryMailer())
-        await api.register("two@example.com")
-        tokens = await api.login("two@example.com")
-        headers = api.bearer(tokens)
-        assert (await b.get("/auth/me", headers=headers)).status_code == 200  # B caches "not revoked"
-        assert (await b.get("/auth/me", headers=headers)).status_code == 200
-        assert (await a.post("/auth/logout", headers=headers)).status_code == 204
-        assert_problem(await eventually(lambda: b.get("/auth/me", headers=headers), 401), 401)
+    api, b = two_instances
+    a = api.client
+    await api.register("two@example.com")
+    tokens = await api.login("two@example.com")
+    headers = api.bearer(tokens)
+    assert (await b.get("/auth/me", headers=headers)).status_code == 200  # B caches "not revoked"
+    assert (await b.get("/auth/me", headers=headers)).status_code == 200
+    assert (await a.post("/auth/logout", headers=headers)).status_code == 204
+    assert_problem(await eventually(lambda: b.get("/auth/me", headers=headers), 401), 401)
 
 
 @pytest.mark.slow

@@ -14,9 +14,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from tenantkit.context import TenantRef
 from tenantkit.db.engine import Database
-from tenantkit.db.models import Tenant
 from tenantkit.files import FileService, LocalStorage, PresignedUpload, Storage, local_file_routes
 from tenantkit.http import problem_exception_handlers
 from tests.conftest import free_port
@@ -102,35 +100,6 @@ def files_backend(request: pytest.FixtureRequest, backend_kind: str) -> StorageB
     """Each storage in turn: LocalStorage in process, S3Storage against moto."""
     backend: StorageBackend = request.getfixturevalue(f"{backend_kind}_backend")
     return backend
-
-
-@pytest.fixture
-def db_url(request: pytest.FixtureRequest) -> str:
-    """A fresh migrated database: SQLite unless parametrized ``indirect`` with ``"postgres"``."""
-    kind = getattr(request, "param", "sqlite")
-    return str(request.getfixturevalue("pg_url" if kind == "postgres" else "sqlite_url"))
-
-
-@pytest.fixture
-async def database(db_url: str) -> AsyncIterator[Database]:
-    database = Database(db_url)
-    try:
-        yield database
-    finally:
-        await database.dispose()
-
-
-@pytest.fixture
-async def tenants(database: Database) -> tuple[TenantRef, TenantRef]:
-    """Two tenants, ``a`` and ``b``."""
-    refs = (
-        TenantRef(uuid.uuid4(), f"brand-a-{uuid.uuid4().hex[:6]}"),
-        TenantRef(uuid.uuid4(), f"brand-b-{uuid.uuid4().hex[:6]}"),
-    )
-    async with database.session() as session, session.begin():
-        for ref in refs:
-            session.add(Tenant(id=ref.id, slug=ref.slug, name=ref.slug))
-    return refs
 
 
 @dataclass

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
-from tenantkit import MemoryStore, Settings, TenantKit
-from tenantkit.mail import MemoryMailer
-from tests.helpers import Api, assert_problem, eventually, serve
+from tests.helpers import Api, assert_problem, eventually
 
 
 async def join(api: Api, admin: dict[str, str], email: str, role: str = "USER") -> dict[str, str]:
@@ -209,30 +207,24 @@ async def test_custom_roles_crud(api: Api) -> None:
 
 
 async def test_role_change_is_immediate_on_another_instance(
-    kit_factory: Callable[..., TenantKit], settings_factory: Callable[..., Settings], backend: str
+    two_instances: tuple[Api, httpx.AsyncClient],
 ) -> None:
-    shared: dict[str, Any] = {} if backend == "postgres" else {"store": MemoryStore()}
-    kit_a = kit_factory(settings_factory(), mailer=MemoryMailer(), **shared)
-    kit_b = kit_factory(settings_factory(), mailer=MemoryMailer(), **shared)
-    async with (
-        serve(kit_a.build_app(), base_url="https://testserver") as a,
-        serve(kit_b.build_app(), base_url="https://testserver") as b,
-    ):
-        api = Api(a, kit_a, MemoryMailer())
-        await api.register("admin@example.com")
-        admin = api.bearer(await api.login("admin@example.com"))
-        member = await join(api, admin, "member@example.com")
-        member_id = await user_id(api, member)
-        assert_problem(await b.get("/users", headers=member), 403)  # B caches the USER role
-        assert (
-            await a.patch(f"/users/{member_id}/role", json={"role": "ADMIN"}, headers=admin)
-        ).status_code == 200
-        # same token, no new login: B answers with the new role once the invalidation arrives
-        assert (await eventually(lambda: b.get("/users", headers=member), 200)).status_code == 200
-        assert (
-            await a.patch(f"/users/{member_id}/role", json={"role": "USER"}, headers=admin)
-        ).status_code == 200
-        assert_problem(await eventually(lambda: b.get("/users", headers=member), 403), 403)
+    api, b = two_instances
+    a = api.client
+    await api.register("admin@example.com")
+    admin = api.bearer(await api.login("admin@example.com"))
+    member = await join(api, admin, "member@example.com")
+    member_id = await user_id(api, member)
+    assert_problem(await b.get("/users", headers=member), 403)  # B caches the USER role
+    assert (
+        await a.patch(f"/users/{member_id}/role", json={"role": "ADMIN"}, headers=admin)
+    ).status_code == 200
+    # same token, no new login: B answers with the new role once the invalidation arrives
+    assert (await eventually(lambda: b.get("/users", headers=member), 200)).status_code == 200
+    assert (
+        await a.patch(f"/users/{member_id}/role", json={"role": "USER"}, headers=admin)
+    ).status_code == 200
+    assert_problem(await eventually(lambda: b.get("/users", headers=member), 403), 403)
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

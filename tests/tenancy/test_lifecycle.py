@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
+import httpx
 from sqlalchemy import update
 
-from tenantkit import MemoryStore, Settings, TenantKit
+from tenantkit import Settings, TenantKit
 from tenantkit.admin import create_superadmin
 from tenantkit.db.base import utcnow
 from tenantkit.db.models import Invitation
@@ -30,45 +30,39 @@ async def invite(api: Api, admin: dict[str, str], email: str, role: str = "USER"
 
 
 async def test_suspension_on_one_instance_is_seen_by_another(
-    kit_factory: Callable[..., TenantKit], settings_factory: Callable[..., Settings], backend: str
+    two_instances: tuple[Api, httpx.AsyncClient],
 ) -> None:
     # postgres: two kits sharing PostgreSQL and Redis; sqlite: sharing the file and one MemoryStore
-    shared: dict[str, Any] = {} if backend == "postgres" else {"store": MemoryStore()}
-    kit_a = kit_factory(settings_factory(), mailer=MemoryMailer(), **shared)
-    kit_b = kit_factory(settings_factory(), mailer=MemoryMailer(), **shared)
-    async with (
-        serve(kit_a.build_app(), base_url="https://testserver") as a,
-        serve(kit_b.build_app(), base_url="https://testserver") as b,
-    ):
-        api = Api(a, kit_a, MemoryMailer())
-        tenant = (await api.register("owner@example.com", tenant_name="Suspendable"))["tenant"]
-        await api.register("bystander@example.com", tenant_name="Bystander")
-        owner = api.bearer(await api.login("owner@example.com"))
-        bystander = api.bearer(await api.login("bystander@example.com"))
-        root = await superadmin(api)
-        # B has the tenant cached as active
-        assert (await b.get("/auth/me", headers=owner)).status_code == 200
-        assert (await b.get("/auth/me", headers={**owner, "X-Tenant-ID": tenant["slug"]})).status_code == 200
+    api, b = two_instances
+    a = api.client
+    tenant = (await api.register("owner@example.com", tenant_name="Suspendable"))["tenant"]
+    await api.register("bystander@example.com", tenant_name="Bystander")
+    owner = api.bearer(await api.login("owner@example.com"))
+    bystander = api.bearer(await api.login("bystander@example.com"))
+    root = await superadmin(api)
+    # B has the tenant cached as active
+    assert (await b.get("/auth/me", headers=owner)).status_code == 200
+    assert (await b.get("/auth/me", headers={**owner, "X-Tenant-ID": tenant["slug"]})).status_code == 200
 
-        patched = await a.patch(f"/admin/tenants/{tenant['id']}", json={"status": "suspended"}, headers=root)
-        assert patched.status_code == 200
-        assert patched.json()["status"] == "suspended"
-        # the same token, no new login: B refuses once the invalidation arrives
-        assert_problem(await eventually(lambda: b.get("/auth/me", headers=owner), 403), 403)
-        assert_problem(await b.get("/auth/me", headers={**owner, "X-Tenant-ID": tenant["slug"]}), 403)
-        assert_problem(await a.get("/auth/me", headers=owner), 403)
-        credentials = {"email": "owner@example.com", "password": api.passwords["owner@example.com"]}
-        assert_problem(await b.post("/auth/login", json=credentials), 403)
-        # other tenants are untouched
-        assert (await b.get("/auth/me", headers=bystander)).status_code == 200
+    patched = await a.patch(f"/admin/tenants/{tenant['id']}", json={"status": "suspended"}, headers=root)
+    assert patched.status_code == 200
+    assert patched.json()["status"] == "suspended"
+    # the same token, no new login: B refuses once the invalidation arrives
+    assert_problem(await eventually(lambda: b.get("/auth/me", headers=owner), 403), 403)
+    assert_problem(await b.get("/auth/me", headers={**owner, "X-Tenant-ID": tenant["slug"]}), 403)
+    assert_problem(await a.get("/auth/me", headers=owner), 403)
+    credentials = {"email": "owner@example.com", "password": api.passwords["owner@example.com"]}
+    assert_problem(await b.post("/auth/login", json=credentials), 403)
+    # other tenants are untouched
+    assert (await b.get("/auth/me", headers=bystander)).status_code == 200
 
-        listing = (await b.get("/admin/tenants", headers=root)).json()["items"]
-        assert {t["slug"]: t["status"] for t in listing}[tenant["slug"]] == "suspended"
+    listing = (await b.get("/admin/tenants", headers=root)).json()["items"]
+    assert {t["slug"]: t["status"] for t in listing}[tenant["slug"]] == "suspended"
 
-        reactivated = await a.patch(f"/admin/tenants/{tenant['id']}", json={"status": "active"}, headers=root)
-        assert reactivated.json()["status"] == "active"
-        assert (await eventually(lambda: b.get("/auth/me", headers=owner), 200)).status_code == 200
-        assert (await b.post("/auth/login", json=credentials)).status_code == 200
+    reactivated = await a.patch(f"/admin/tenants/{tenant['id']}", json={"status": "active"}, headers=root)
+    assert reactivated.json()["status"] == "active"
+    assert (await eventually(lambda: b.get("/auth/me", headers=owner), 200)).status_code == 200
+    assert (await b.post("/auth/login", json=credentials)).status_code == 200
 
 
 async def test_an_admin_of_a_tenant_cannot_suspend_tenants(api: Api) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,9 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tenantkit.context import TenantRef
 from tenantkit.db.engine import Database
-from tenantkit.db.models import Tenant
 from tenantkit.plugins import hookimpl
 from tenantkit.plugins.manager import create_plugin_manager
 from tenantkit.webhooks import WebhookDispatcher, WebhookVerificationError, verify
@@ -124,35 +121,6 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield recv
     finally:
         await runner.cleanup()
-
-
-@pytest.fixture
-def db_url(request: pytest.FixtureRequest) -> str:
-    """A fresh migrated database: SQLite unless parametrized ``indirect`` with ``"postgres"``."""
-    kind = getattr(request, "param", "sqlite")
-    return str(request.getfixturevalue("pg_url" if kind == "postgres" else "sqlite_url"))
-
-
-@pytest.fixture
-async def database(db_url: str) -> AsyncIterator[Database]:
-    database = Database(db_url)
-    try:
-        yield database
-    finally:
-        await database.dispose()
-
-
-@pytest.fixture
-async def tenants(database: Database) -> tuple[TenantRef, TenantRef]:
-    """Two tenants, ``a`` and ``b``."""
-    refs = (
-        TenantRef(uuid.uuid4(), f"brand-a-{uuid.uuid4().hex[:6]}"),
-        TenantRef(uuid.uuid4(), f"brand-b-{uuid.uuid4().hex[:6]}"),
-    )
-    async with database.session() as session, session.begin():
-        for ref in refs:
-            session.add(Tenant(id=ref.id, slug=ref.slug, name=ref.slug))
-    return refs
 
 
 class HookRecorder:
