@@ -17,17 +17,15 @@ import time
 import uuid
 from pathlib import Path
 
-import asyncpg
 from sqlalchemy import func, insert, select
 
-from bench.common import figure, headline, line, scaled, target_text, write_result
+from bench.common import figure, headline, line, postgres_database, scaled, target_text, write_result
 from tenantkit import Settings, TenantKit
 from tenantkit.audit.log import _row
 from tenantkit.db.migrate import upgrade
 from tenantkit.db.models import AuditEvent
 from tenantkit.mail import MemoryMailer
 
-ADMIN_URL = os.environ.get("TENANTKIT_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 N = int(os.environ.get("TENANTKIT_BENCH_AUDIT_EVENTS", "0")) or scaled(20000, 2000)
 BASELINE_N = max(200, N // 10)  # the slow path needs fewer events for a stable rate
 
@@ -45,15 +43,11 @@ def event(tenant_id: uuid.UUID, n: int) -> dict[str, object]:
 
 
 async def main() -> dict[str, float]:
-    name = f"tk_bench_audit_{os.getpid()}"
-    admin = await asyncpg.connect(ADMIN_URL)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    base = ADMIN_URL.rsplit("/", 1)[0]
-    try:
+    async with postgres_database("audit") as (_dsn, url):
         settings = Settings.load(
             env="test",
             jwt_secret="bench-" + "x" * 40,
-            database_url=f"{base.replace('postgresql://', 'postgresql+asyncpg://')}/{name}",
+            database_url=url,
             data_dir=Path(tempfile.mkdtemp()),
             log_level="ERROR",
         )
@@ -89,9 +83,6 @@ async def main() -> dict[str, float]:
             assert written == N, (written, N)
         finally:
             await kit.shutdown()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
     return {
         "events": N,
         "baseline_events": BASELINE_N,

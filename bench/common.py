@@ -15,13 +15,14 @@ optional keys the report reads:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,31 @@ from typing import Any
 from starlette.types import ASGIApp, Message
 
 RESULTS = Path(__file__).parent / "results"
+
+#: The PostgreSQL server benchmarks create their throwaway databases on.
+PG_ADMIN_URL = os.environ.get("TENANTKIT_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@contextlib.asynccontextmanager
+async def postgres_database(label: str) -> AsyncIterator[tuple[str, str]]:
+    """A fresh PostgreSQL database for one benchmark, dropped afterwards.
+
+    Yields ``(asyncpg DSN, SQLAlchemy URL)``.
+    """
+    import asyncpg
+
+    name = f"tk_bench_{label}_{os.getpid()}"
+    admin = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        dsn = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+        try:
+            yield dsn, dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
 
 #: A rate limit that never trips: the limiter stays in the stack (its cost
 #: counts) without answering 429 to a benchmark's thousands of requests.

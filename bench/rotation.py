@@ -22,12 +22,11 @@ from pathlib import Path
 
 import asyncpg
 
-from bench.common import figure, headline, line, scaled, target_text, write_result
+from bench.common import figure, headline, line, postgres_database, scaled, target_text, write_result
 from tenantkit import Settings, TenantKit
 from tenantkit.db.migrate import upgrade
 from tenantkit.mail import MemoryMailer
 
-ADMIN_URL = os.environ.get("TENANTKIT_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 N = int(os.environ.get("TENANTKIT_BENCH_ROTATIONS", "0")) or scaled(1500, 150)
 
 
@@ -73,16 +72,12 @@ async def floor(dsn: str, session_id: uuid.UUID, n: int) -> float:
 
 
 async def main() -> dict[str, float]:
-    name = f"tk_bench_rotation_{os.getpid()}"
-    admin = await asyncpg.connect(ADMIN_URL)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    base = ADMIN_URL.rsplit("/", 1)[0]
-    try:
+    async with postgres_database("rotation") as (dsn, url):
         settings = Settings.load(
             env="test",
             jwt_secret="bench-" + "x" * 40,
             bcrypt_rounds=4,
-            database_url=f"{base.replace('postgresql://', 'postgresql+asyncpg://')}/{name}",
+            database_url=url,
             data_dir=Path(tempfile.mkdtemp()),
             log_level="ERROR",
         )
@@ -101,12 +96,9 @@ async def main() -> dict[str, float]:
             for _ in range(N):
                 token = (await kit.auth.refresh(token, ip=None)).refresh_token
             tenantkit_rate = N / (time.perf_counter() - started)
-            floor_rate = await floor(f"{base}/{name}", pair.session_id, N)
+            floor_rate = await floor(dsn, pair.session_id, N)
         finally:
             await kit.shutdown()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
     return {
         "rotations": N,
         "tenantkit_per_s": tenantkit_rate,
