@@ -121,3 +121,43 @@ async def test_random_bodies_never_500(api: Api, route: str, body: Any, authenti
 async def test_random_bytes_never_500(api: Api, route: str, raw: bytes) -> None:
     response = await api.client.post(route, content=raw, headers={"content-type": "application/json"})
     assert response.status_code < 500, (route, raw, response.text)
+
+
+def _operations_with_bodies(api: Api) -> list[tuple[str, str, list[str]]]:
+    """Every tenantkit operation that takes a JSON body, read from its OpenAPI document."""
+    import re
+    import uuid
+
+    from tenantkit.openapi import openapi_document
+
+    document = openapi_document(api.kit.build_app().routes, title="fuzz", version="1")
+    found = []
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            content = operation.get("requestBody", {}).get("content", {})
+            if "application/json" not in content:
+                continue
+            schema = content["application/json"].get("schema", {})
+            if "$ref" in schema:
+                schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+            concrete = re.sub(r"\{[^}]+\}", lambda _: str(uuid.uuid4()), path)
+            found.append((method.upper(), concrete, sorted(schema.get("properties", {}))))
+    return found
+
+
+@FUZZ
+@given(data=st.data(), authenticated=st.booleans())
+async def test_every_documented_body_survives_random_json(api: Api, data: Any, authenticated: bool) -> None:
+    operations = _operations_with_bodies(api)
+    assert {"/auth/login", "/roles", "/users/invitations"} <= {path for _, path, _ in operations}
+    assert any(method == "PATCH" for method, _, _ in operations)
+    method, path, fields = data.draw(st.sampled_from(operations))
+    names = st.sampled_from(fields) if fields else field_names
+    body = data.draw(st.dictionaries(names, json_values, max_size=6) | json_values)
+    headers = Api.bearer(await _tokens(api)) if authenticated else {}
+    response = await api.client.request(
+        method, path, content=json.dumps(body), headers={**headers, "content-type": "application/json"}
+    )
+    assert response.status_code < 500, (method, path, body, response.text)
+    if response.status_code >= 400:
+        assert response.headers["content-type"].startswith("application/problem+json")
