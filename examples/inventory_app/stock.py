@@ -8,6 +8,7 @@ condition is re-checked against the committed row; SQLite has one writer.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,9 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventory_app.models import Product, StockMovement
 from tenantkit import ConflictError, NotFoundError, TenantKit
+from tenantkit.context import current_tenant
 from tenantkit.db.base import utcnow
+from tenantkit.db.models import Membership, User
+from tenantkit.mail import Mail
+from tenantkit.rbac.roles import ADMIN
 
-__all__ = ["StockChange", "apply_delta", "emit_low_stock"]
+__all__ = ["StockChange", "apply_delta", "emit_low_stock", "mail_low_stock"]
+
+logger = logging.getLogger("inventory_app")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +105,14 @@ async def apply_delta(
     )
 
 
-async def emit_low_stock(kit: TenantKit, session: AsyncSession, changes: list[StockChange]) -> None:
-    """Queue ``inventory.low_stock`` for every change that crossed its product's threshold."""
+async def emit_low_stock(
+    kit: TenantKit, session: AsyncSession, changes: list[StockChange]
+) -> list[dict[str, Any]]:
+    """Queue ``inventory.low_stock`` for every change that crossed its product's threshold.
+
+    Returns the events' data, for :func:`mail_low_stock` once the transaction committed.
+    """
+    alerts: list[dict[str, Any]] = []
     for change in changes:
         if change.crossed_low_stock:
             data: dict[str, Any] = {
@@ -110,3 +123,44 @@ async def emit_low_stock(kit: TenantKit, session: AsyncSession, changes: list[St
                 "low_stock_threshold": change.low_stock_threshold,
             }
             await kit.webhooks.emit("inventory.low_stock", data, session=session)
+            alerts.append(data)
+    return alerts
+
+
+async def mail_low_stock(kit: TenantKit, alerts: list[dict[str, Any]]) -> None:
+    """Email every active ADMIN of the current brand about each low-stock alert.
+
+    Call it after the stock change committed. Mail goes through ``kit.send_mail``
+    (a queued job with SMTP configured); a failure is logged, never fails the
+    change that already happened.
+    """
+    tenant = current_tenant()
+    if not alerts or tenant is None:
+        return
+    try:
+        async with kit.database.session() as session:
+            emails = list(
+                await session.scalars(
+                    select(User.email)
+                    .join(Membership, Membership.user_id == User.id)
+                    .where(Membership.tenant_id == tenant.id, Membership.role == ADMIN, User.is_active)
+                    .order_by(User.email)
+                )
+            )
+        brand = tenant.name or tenant.slug
+        for alert in alerts:
+            for email in emails:
+                await kit.send_mail(
+                    Mail(
+                        to=email,
+                        subject=f"[{brand}] Low stock: {alert['sku']} ({alert['stock']} left)",
+                        body=(
+                            f"{alert['name']} ({alert['sku']}) is down to {alert['stock']} "
+                            f"(threshold {alert['low_stock_threshold']}).\n"
+                        ),
+                        kind="inventory.low_stock",
+                        tags={"tenant_id": str(tenant.id), "product_id": alert["product_id"]},
+                    )
+                )
+    except Exception as exc:
+        logger.warning("low-stock mail failed: %s", type(exc).__name__)

@@ -9,7 +9,7 @@ from starlette.responses import Response
 from inventory_app.models import Product
 from inventory_app.routes.common import iso, kit_of, paginate, parse_query, path_id, principal_id
 from inventory_app.schemas import AdjustmentIn, AdjustmentOut, InventoryList, ListQuery
-from inventory_app.stock import apply_delta, emit_low_stock
+from inventory_app.stock import apply_delta, emit_low_stock, mail_low_stock
 from tenantkit import json_response, parse_body
 from tenantkit.openapi import describe
 from tenantkit.rbac import requires_permissions
@@ -56,7 +56,8 @@ async def adjust_stock(request: Request) -> Response:
     kit = kit_of(request)
     async with kit.database.session() as session, session.begin():
         change = await apply_delta(session, product_id, body.delta, body.reason, actor_id=principal_id())
-        await emit_low_stock(kit, session, [change])
+        alerts = await emit_low_stock(kit, session, [change])
+    await mail_low_stock(kit, alerts)
     movement = change.movement
     return json_response(
         {

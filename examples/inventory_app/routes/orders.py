@@ -15,7 +15,7 @@ from starlette.responses import Response
 from inventory_app.models import Order, OrderItem
 from inventory_app.routes.common import iso, kit_of, money, paginate, parse_query, path_id, principal_id
 from inventory_app.schemas import ListQuery, OrderIn, OrderList, OrderOut
-from inventory_app.stock import apply_delta, emit_low_stock
+from inventory_app.stock import apply_delta, emit_low_stock, mail_low_stock
 from tenantkit import NotFoundError, json_response, parse_body
 from tenantkit.db.base import utcnow
 from tenantkit.openapi import describe
@@ -74,7 +74,8 @@ async def create_order(request: Request) -> Response:
     """Reserve stock for every line in one transaction: all lines or none.
 
     Lines naming the same product are merged. Emits ``order.created`` and,
-    for products that fell to their threshold, ``inventory.low_stock``.
+    for products that fell to their threshold, ``inventory.low_stock`` (and an
+    email to the brand's admins).
     """
     body = await parse_body(request, OrderIn)
     quantities: dict[uuid.UUID, int] = defaultdict(int)
@@ -111,7 +112,8 @@ async def create_order(request: Request) -> Response:
         items.sort(key=lambda item: (item.sku, str(item.id)))
         data = order_to_dict(order, items)
         await kit.webhooks.emit("order.created", data, session=session)
-        await emit_low_stock(kit, session, changes)
+        alerts = await emit_low_stock(kit, session, changes)
+    await mail_low_stock(kit, alerts)
     return json_response(data, 201)
 
 
