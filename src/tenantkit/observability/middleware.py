@@ -80,6 +80,19 @@ def _never(address: str) -> bool:
     return False
 
 
+_ID_BATCH = 128
+_spare_ids: list[str] = []
+os.register_at_fork(after_in_child=_spare_ids.clear)  # a forked worker draws its own
+
+
+def _new_request_id() -> str:
+    """32 random hex characters; the randomness is read in batches (one syscall per 128 ids)."""
+    if not _spare_ids:
+        raw = os.urandom(16 * _ID_BATCH).hex()
+        _spare_ids.extend(raw[i : i + 32] for i in range(0, len(raw), 32))
+    return _spare_ids.pop()
+
+
 def trusted_matcher(entries: Iterable[str]) -> Callable[[str], bool]:
     """A predicate for addresses inside any of ``entries`` (addresses or CIDR networks)."""
     networks = [ipaddress.ip_network(e, strict=False) for e in entries]
@@ -119,7 +132,7 @@ class RequestContextMiddleware:
         self.trusted: Callable[[str], bool] = trusted_matcher(entries)
         self.metrics = metrics
         self.access_log = access_log
-        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._series: dict[tuple[str, Any, Any, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -134,10 +147,14 @@ class RequestContextMiddleware:
                     request_id = candidate
                 break
         if request_id is None:
-            request_id = os.urandom(16).hex()
+            request_id = _new_request_id()
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
-        state["client_ip"] = client_ip(scope, self.trusted)
+        if self.trusted is _never:  # no trusted proxies: the peer address, as client_ip() gives it
+            peer = scope.get("client")
+            state["client_ip"] = str(peer[0]) if peer else None
+        else:
+            state["client_ip"] = client_ip(scope, self.trusted)
         id_header = (b"x-request-id", request_id.encode())
         status = 500
         response_started = False
@@ -168,11 +185,13 @@ class RequestContextMiddleware:
             _request_id.reset(token_rid)
 
     def _record(self, scope: Scope, status: int, duration: float) -> None:
-        route = route_template(scope)
+        route: str | None = None
         if self.metrics is not None:
-            key = (scope["method"], route, status)
+            # Keyed by what decides the route template, so a warm series costs no lookup of it.
+            key = (scope["method"], scope.get("endpoint"), scope.get("app"), status)
             series = self._series.get(key)
             if series is None:
+                route = route_template(scope)
                 series = (
                     self.metrics.requests.labels(key[0], route, str(status)),
                     self.metrics.latency.labels(key[0], route),
@@ -186,7 +205,7 @@ class RequestContextMiddleware:
                 "request",
                 extra={
                     "method": scope["method"],
-                    "route": route,
+                    "route": route if route is not None else route_template(scope),
                     "status": status,
                     "duration_ms": round(duration * 1000, 3),
                     "client_ip": scope["state"].get("client_ip"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
 from starlette.requests import HTTPConnection, Request
@@ -76,12 +76,6 @@ async def current_permissions(conn: HTTPConnection) -> tuple[Principal, TenantRe
     return result
 
 
-def _connection(args: Sequence[Any], index: int) -> HTTPConnection:
-    conn = args[index]
-    assert isinstance(conn, HTTPConnection), "the decorated endpoint must receive the request"
-    return conn
-
-
 def _guard(
     check: Callable[[HTTPConnection], Awaitable[None]],
     marker: dict[str, Any],
@@ -95,10 +89,12 @@ def _guard(
         if not inspect.iscoroutinefunction(endpoint):
             raise TypeError("tenantkit guards need an async endpoint")
 
+        name = names[index]
+
         @functools.wraps(endpoint)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            conn = kwargs.get(names[index]) if names[index] in kwargs else _connection(args, index)
-            assert isinstance(conn, HTTPConnection)
+            conn = kwargs[name] if name in kwargs else args[index]
+            assert isinstance(conn, HTTPConnection), "the decorated endpoint must receive the request"
             await check(conn)
             return await endpoint(*args, **kwargs)
 

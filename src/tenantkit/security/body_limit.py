@@ -10,6 +10,10 @@ from tenantkit.errors import PayloadTooLargeError
 
 __all__ = ["BodySizeLimitMiddleware"]
 
+#: HTTP versions where a request with neither ``Content-Length`` nor
+#: ``Transfer-Encoding`` has no body (RFC 9112 §6.3); HTTP/2 and 3 may stream one anyway.
+_UNFRAMED_IS_EMPTY = frozenset({"1.0", "1.1"})
+
 
 class _BodyTooLarge(PayloadTooLargeError):
     """Raised from ``receive`` when a streamed body passes the limit."""
@@ -21,7 +25,8 @@ class BodySizeLimitMiddleware:
     A declared ``Content-Length`` over the limit is refused before the endpoint
     runs. A chunked (or lying) body is counted while the endpoint reads it: the
     read that crosses the limit raises, so the endpoint never sees the whole
-    body and nothing it would have written is written.
+    body and nothing it would have written is written. An HTTP/1 request with
+    neither header has no body (RFC 9112) and passes through unwrapped.
 
     Args:
         app: The next ASGI app.
@@ -34,21 +39,29 @@ class BodySizeLimitMiddleware:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.exempt_prefixes = tuple(p.rstrip("/") for p in exempt_prefixes if p.strip("/"))
+        self._exempt_paths = frozenset(self.exempt_prefixes)
+        self._exempt_subpaths = tuple(p + "/" for p in self.exempt_prefixes)
 
     def _exempt(self, path: str) -> bool:
-        return any(path == p or path.startswith(p + "/") for p in self.exempt_prefixes)
+        return path in self._exempt_paths or path.startswith(self._exempt_subpaths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self._exempt(scope["path"]):
             await self.app(scope, receive, send)
             return
         limit = self.max_body_bytes
+        framed = False
         for name, value in scope["headers"]:
             if name == b"content-length":
-                if value.isdigit() and int(value) > limit:
+                if not framed and value.isdigit() and int(value) > limit:
                     await self._refuse(scope, receive, send)
                     return
-                break
+                framed = True
+            elif name == b"transfer-encoding":
+                framed = True
+        if not framed and scope.get("http_version") in _UNFRAMED_IS_EMPTY:
+            await self.app(scope, receive, send)  # no body can follow: nothing to count
+            return
         received = 0
         started = False
 

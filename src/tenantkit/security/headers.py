@@ -16,6 +16,8 @@ DEFAULT_CSP = (
 
 HSTS = "max-age=63072000; includeSubDomains"
 
+_NO_STORE = (b"cache-control", b"no-store")
+
 
 class SecurityHeadersMiddleware:
     """Add hardening headers to every HTTP response, never replacing one the endpoint set.
@@ -60,23 +62,31 @@ class SecurityHeadersMiddleware:
             headers[name.lower()] = value
         self.headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
         self.no_store_prefixes = tuple(p.rstrip("/") for p in no_store_prefixes)
+        # Prebuilt for the hot path: the headers to add (plain and no-store) and their names.
+        self._plain = tuple(self.headers)
+        self._no_store_headers = (*self._plain, _NO_STORE)
+        self._names = frozenset(name for name, _ in self._no_store_headers)
+        self._no_store_paths = frozenset(self.no_store_prefixes)
+        self._no_store_subpaths = tuple(p + "/" for p in self.no_store_prefixes)
 
     def _no_store(self, path: str) -> bool:
-        return any(path == p or path.startswith(p + "/") for p in self.no_store_prefixes)
+        return path in self._no_store_paths or path.startswith(self._no_store_subpaths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = list(self.headers)
-        if self._no_store(scope["path"]):
-            extra.append((b"cache-control", b"no-store"))
+        extra = self._no_store_headers if self._no_store(scope["path"]) else self._plain
+        names = self._names
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
                 present = {name.lower() for name, _ in headers}
-                headers.extend((name, value) for name, value in extra if name not in present)
+                if present.isdisjoint(names):
+                    headers.extend(extra)
+                else:
+                    headers.extend((name, value) for name, value in extra if name not in present)
                 message["headers"] = headers
             await send(message)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from starlette.routing import Match
@@ -80,24 +81,39 @@ class RateLimitMiddleware:
         self.tenant = tenant
         self.auth_paths = {p: p.strip("/").split("/", 1)[-1].replace("/", "-") for p in auth_paths}
         self.exempt_paths = frozenset(exempt_paths)
+        self._plans: dict[tuple[object, ...], _Plan] = {}
 
-    def _checks(self, scope: Scope) -> list[tuple[str, RateLimit, str]]:
+    def _plan(self, scope: Scope) -> _Plan:
+        """The budgets this request counts against, prepared once per subject."""
         state = scope["state"]
-        path = scope["path"]
-        address = state.get("client_ip")
-        if address is None:
-            client = scope.get("client")
-            address = str(client[0]) if client else "unknown"
-        name = self.auth_paths.get(path)
-        if name is not None and scope["method"] == "POST":
-            return [(rate_key("ip", address, name), self.auth, "auth")]
         principal = state.get("principal")
-        if principal is None:
-            return [(rate_key("ip", address, "api"), self.api, "api")]
-        checks = [(rate_key("user", str(principal.user_id), "api"), self.api, "api")]
-        if self.tenant is not None:
-            checks.append((rate_key("tenant", str(principal.tenant_id), "api"), self.tenant, "tenant"))
-        return checks
+        name = self.auth_paths.get(scope["path"]) if scope["method"] == "POST" else None
+        key: tuple[object, ...]
+        address = ""
+        if name is None and principal is not None:
+            key = (principal.user_id, principal.tenant_id)
+        else:
+            address = state.get("client_ip")
+            if address is None:
+                client = scope.get("client")
+                address = str(client[0]) if client else "unknown"
+            key = (address,) if name is None else (address, name)
+        plan = self._plans.get(key)
+        if plan is None:
+            if name is not None:
+                checks = [(rate_key("ip", address, name), self.auth, "auth")]
+            elif principal is None:
+                checks = [(rate_key("ip", address, "api"), self.api, "api")]
+            else:
+                checks = [(rate_key("user", str(principal.user_id), "api"), self.api, "api")]
+                if self.tenant is not None:
+                    tenant_key = rate_key("tenant", str(principal.tenant_id), "api")
+                    checks.append((tenant_key, self.tenant, "tenant"))
+            plan = _Plan(checks)
+            if len(self._plans) >= _MAX_PLANS:
+                self._plans.clear()
+            self._plans[key] = plan
+        return plan
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -108,25 +124,58 @@ class RateLimitMiddleware:
         if scope["path"] in self.exempt_paths or scope["method"] == "OPTIONS":
             await self.app(scope, receive, send)
             return
-        results: list[RateLimitResult] = []
-        for key, rate, policy in self._checks(scope):
-            result = await self.limiter.hit(key, rate, policy=policy)
-            results.append(result)
-            if not result.allowed:
-                break
-        headers = limit_headers(results)
-        if not results[-1].allowed:
-            _label_route(scope)
-            error = RateLimitedError(
-                f"Too many requests; retry in {headers['Retry-After']} s.", headers=headers
-            )
-            await error.to_response()(scope, receive, send)
-            return
-        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        plan = self._plan(scope)
+        count = self.limiter.count
+        outcomes: list[tuple[bool, int, float]] = []
+        for full_key, rate, policy in plan.checks:
+            outcome = await count(full_key, rate, policy)
+            outcomes.append(outcome)
+            if not outcome[0]:
+                _label_route(scope)
+                results = [
+                    RateLimitResult(policy, rate.limit, rate.period, allowed, remaining, retry_after)
+                    for (_, rate, policy), (allowed, remaining, retry_after) in zip(
+                        plan.checks, outcomes, strict=False
+                    )
+                ]
+                headers = limit_headers(results)
+                error = RateLimitedError(
+                    f"Too many requests; retry in {headers['Retry-After']} s.", headers=headers
+                )
+                await error.to_response()(scope, receive, send)
+                return
+        extra = (plan.policy_header, (b"ratelimit", plan.state_value(outcomes)))
 
         async def send_with_limits(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *raw]
+                message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
         await self.app(scope, receive, send_with_limits)
+
+
+_MAX_PLANS = 10_000
+
+
+class _Plan:
+    """The checks for one subject, with its constant ``RateLimit-Policy`` header prebuilt.
+
+    The header values are exactly what :func:`limit_headers` writes.
+    """
+
+    __slots__ = ("_items", "checks", "policy_header")
+
+    def __init__(self, checks: list[tuple[str, RateLimit, str]]) -> None:
+        #: ``(store key with the rl: prefix, budget, policy name)``, in counting order.
+        self.checks = tuple(("rl:" + key, rate, policy) for key, rate, policy in checks)
+        policy = ", ".join(f'"{p}";q={rate.limit};w={rate.period}' for _, rate, p in checks)
+        self.policy_header = (b"ratelimit-policy", policy.encode("latin-1"))
+        self._items = tuple((f'"{p}";r=', rate.limit, rate.period) for _, rate, p in checks)
+
+    def state_value(self, outcomes: list[tuple[bool, int, float]]) -> bytes:
+        """The ``RateLimit`` value when every check allowed the request."""
+        parts = []
+        for (prefix, limit, period), (_, remaining, _) in zip(self._items, outcomes, strict=True):
+            reset = math.ceil((limit - remaining) * period / limit) if remaining < limit else 0
+            parts.append(f"{prefix}{remaining};t={reset}")
+        return ", ".join(parts).encode("latin-1")

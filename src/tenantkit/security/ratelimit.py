@@ -143,7 +143,14 @@ class RateLimiter:
             rate: The budget.
             policy: The name advertised in the response headers.
         """
-        full_key = "rl:" + key
+        allowed, remaining, retry_after = await self.count("rl:" + key, rate, policy)
+        return RateLimitResult(policy, rate.limit, rate.period, allowed, remaining, retry_after)
+
+    async def count(self, full_key: str, rate: RateLimit, policy: str) -> tuple[bool, int, float]:
+        """:meth:`hit` without the result object: ``(allowed, remaining, retry_after)``.
+
+        The middleware's hot path. ``full_key`` already carries the ``rl:`` prefix.
+        """
         now = time.monotonic()
         outcome: tuple[bool, int, float] | None = None
         if self._down_since is None or now >= self._next_probe:
@@ -166,11 +173,9 @@ class RateLimiter:
                     self._down_since = None
         if outcome is None:
             outcome = await self.fallback.hit(full_key, rate.limit, rate.period)
-        allowed, remaining, retry_after = outcome
-        result = RateLimitResult(policy, rate.limit, rate.period, allowed, remaining, retry_after)
-        if not allowed and self.metrics is not None:
+        if not outcome[0] and self.metrics is not None:
             self.metrics.rate_limited.labels(policy).inc()
-        return result
+        return outcome
 
     async def check(self, key: str, rate: RateLimit | str, *, policy: str = "custom") -> RateLimitResult:
         """Like :meth:`hit`, but raise ``RateLimitedError`` (429) when the budget is spent.

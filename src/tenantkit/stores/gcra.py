@@ -20,10 +20,11 @@ def gcra(tat: float, now: float, limit: int, period: float) -> tuple[bool, float
         ``(allowed, new_tat, remaining, retry_after)``.
     """
     interval = period / limit
-    tat = max(tat, now)
+    if tat < now:
+        tat = now
     new_tat = tat + interval
     allow_at = new_tat - period
     if allow_at > now:
         return False, tat, 0, allow_at - now
-    remaining = max(0, math.floor((period - (new_tat - now)) / interval + 1e-9))
-    return True, new_tat, remaining, 0.0
+    remaining = math.floor((period - (new_tat - now)) / interval + 1e-9)
+    return True, new_tat, remaining if remaining > 0 else 0, 0.0

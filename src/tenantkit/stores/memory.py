@@ -13,6 +13,10 @@ from tenantkit.stores.gcra import gcra
 __all__ = ["MemoryStore"]
 
 
+def _as_bytes(value: bytes | float) -> bytes:
+    return value if isinstance(value, bytes) else repr(value).encode()
+
+
 @dataclass(eq=False)
 class _MemorySubscription:
     store: MemoryStore
@@ -30,12 +34,14 @@ class MemoryStore:
     name = "in-memory"
 
     def __init__(self, *, max_keys: int = 200_000) -> None:
-        self._data: dict[str, tuple[bytes, float | None]] = {}
+        # A float value is a GCRA theoretical arrival time kept unencoded for ``hit``;
+        # readers see it as ``repr(tat).encode()``, the text a store would hold.
+        self._data: dict[str, tuple[bytes | float, float | None]] = {}
         self._subscribers: dict[str, set[_MemorySubscription]] = {}
         self._max_keys = max_keys
         self._lock = asyncio.Lock()
 
-    def _live(self, key: str) -> tuple[bytes, float | None] | None:
+    def _live(self, key: str) -> tuple[bytes | float, float | None] | None:
         item = self._data.get(key)
         if item is not None and item[1] is not None and item[1] <= time.monotonic():
             del self._data[key]
@@ -58,7 +64,7 @@ class MemoryStore:
 
     async def get(self, key: str) -> bytes | None:
         item = self._live(key)
-        return item[0] if item else None
+        return _as_bytes(item[0]) if item else None
 
     async def set(
         self, key: str, value: bytes, *, ttl: float | None = None, only_if_absent: bool = False
@@ -73,7 +79,7 @@ class MemoryStore:
         if item is None:
             self._put(key, str(amount).encode(), ttl)
             return amount
-        value = int(item[0]) + amount
+        value = int(_as_bytes(item[0])) + amount
         self._data[key] = (str(value).encode(), item[1])
         return value
 
@@ -92,12 +98,19 @@ class MemoryStore:
         return max(0.0, item[1] - time.monotonic())
 
     async def hit(self, key: str, limit: int, period: float) -> tuple[bool, int, float]:
-        item = self._live(key)
+        # The rate limiter's hot path: ``_live`` and ``_put`` inlined, one clock read.
+        data = self._data
+        item = data.get(key)
         now = time.monotonic()
-        tat = float(item[0]) if item else 0.0
+        if item is not None and item[1] is not None and item[1] <= now:
+            del data[key]
+            item = None
+        tat = 0.0 if item is None else item[0] if isinstance(item[0], float) else float(item[0])
         allowed, new_tat, remaining, retry_after = gcra(tat, now, limit, period)
         if allowed:
-            self._put(key, repr(new_tat).encode(), new_tat - now)
+            if item is None:
+                self._evict_if_full()
+            data[key] = (new_tat, new_tat)  # expires at the new TAT
         return allowed, remaining, retry_after
 
     async def publish(self, channel: str, message: bytes) -> None:

@@ -19,6 +19,23 @@ __all__ = ["TenantDirectory", "tenant_ref"]
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
+_MAX_KEYS = 10_000
+
+
+def _cache_key(identifier: str) -> str:
+    """``id:<canonical uuid>`` or ``slug:<normalized slug>``; ``""`` when it is neither."""
+    if len(identifier) == 36 and _UUID.match(identifier):
+        return "id:" + identifier.lower()
+    try:
+        return f"id:{uuid.UUID(identifier)}"
+    except ValueError:
+        pass
+    try:
+        return "slug:" + normalize_slug(identifier)
+    except ValueError:
+        return ""
+
+
 def tenant_ref(tenant: Tenant) -> TenantRef:
     """The context value for a tenant row."""
     return TenantRef(id=tenant.id, slug=tenant.slug, name=tenant.name, status=tenant.status)
@@ -37,6 +54,7 @@ class TenantDirectory:
             store, "tenants", self._load_tenant, ttl=ttl
         )
         self.roles: SyncedCache[str | None] = SyncedCache(store, "memberships", self._load_role, ttl=ttl)
+        self._keys: dict[str, str] = {}  # identifier as sent -> cache key ("" when it names nothing)
 
     async def start(self) -> None:
         await self.tenants.start()
@@ -66,17 +84,14 @@ class TenantDirectory:
 
     async def find(self, identifier: str) -> TenantRef | None:
         """A tenant by id (UUID text) or slug (case-insensitive); ``None`` if unknown."""
-        if len(identifier) == 36 and _UUID.match(identifier):
-            return await self.tenants.get("id:" + identifier.lower())
-        try:
-            return await self.tenants.get(f"id:{uuid.UUID(identifier)}")
-        except ValueError:
-            pass
-        try:
-            slug = normalize_slug(identifier)
-        except ValueError:
-            return None
-        return await self.tenants.get(f"slug:{slug}")
+        key = self._keys.get(identifier)
+        if key is None:
+            key = _cache_key(identifier)
+            if len(identifier) <= 100:  # ids and slugs are short; the bound keeps memory small
+                if len(self._keys) >= _MAX_KEYS:
+                    self._keys.clear()
+                self._keys[identifier] = key
+        return await self.tenants.get(key) if key else None
 
     async def get(self, tenant_id: uuid.UUID) -> TenantRef | None:
         return await self.tenants.get(f"id:{tenant_id}")
