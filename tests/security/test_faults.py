@@ -63,6 +63,39 @@ async def test_database_outage_is_503_and_recovers_without_a_new_kit(tmp_path: P
             assert len(up.json()["items"]) == 1
 
 
+async def test_refresh_during_a_database_outage_is_503_and_spends_nothing(tmp_path: Path) -> None:
+    with private_postgres() as server:
+        settings = Settings.load(
+            env="test",
+            jwt_secret=SECRET,
+            database_url=server.url,
+            data_dir=tmp_path,
+            bcrypt_rounds=4,
+            log_level="WARNING",
+            db_pool_timeout=2,
+        )
+        kit = TenantKit(settings)
+        await upgrade(kit.database)
+        async with serve(kit.build_app()) as client:
+            await register_and_login(client, "bob@example.com")
+            login = await client.post(
+                "/auth/login", json={"email": "bob@example.com", "password": "correct horse battery"}
+            )
+            token = login.json()["refresh_token"]
+            first = await client.post("/auth/refresh", json={"refresh_token": token})
+            token = first.json()["refresh_token"]  # a warm pooled connection now exists
+            await asyncio.to_thread(server.stop)
+            down = await client.post("/auth/refresh", json={"refresh_token": token})
+            body = assert_problem(down, 503)
+            assert "asyncpg" not in str(body)
+            await asyncio.to_thread(server.start)
+            up = await eventually(
+                lambda: client.post("/auth/refresh", json={"refresh_token": token}), 200, timeout=10
+            )
+            # the token the outage interrupted was not spent: it rotates normally afterwards
+            assert up.json()["refresh_token"] != token
+
+
 async def test_rate_limiting_fails_open_to_process_limits_while_redis_is_down(
     tmp_path: Path, sqlite_url: str
 ) -> None:
