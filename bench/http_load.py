@@ -124,30 +124,47 @@ def serve(kind: str, port: int, data_dir: Path) -> None:
 
 
 async def _drive(url: str, token: str, concurrency: int, duration: float) -> dict[str, Any]:
-    import httpx
+    """Keep-alive HTTP/1.1 GETs over raw asyncio streams (a Python client such as
+    httpx would be slower than the server it measures)."""
+    from urllib.parse import urlsplit
 
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    request = (f"GET {parts.path or '/'} HTTP/1.1\r\nHost: {host}:{port}\r\n{auth}\r\n").encode()
     latencies: list[float] = []
     statuses: dict[int, int] = {}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, headers=headers, timeout=10) as client:
-        warm_until = time.perf_counter() + 0.5
-        while time.perf_counter() < warm_until:
-            await client.get(url)
-        started = time.perf_counter()
-        deadline = started + duration
 
-        async def worker() -> None:
+    async def one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> int:
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        if length:
+            await reader.readexactly(length)
+        return status
+
+    async def worker(deadline: float, record: bool) -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
             while True:
                 begin = time.perf_counter()
                 if begin >= deadline:
                     return
-                response = await client.get(url)
-                latencies.append(time.perf_counter() - begin)
-                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+                status = await one(reader, writer)
+                if record:
+                    latencies.append(time.perf_counter() - begin)
+                    statuses[status] = statuses.get(status, 0) + 1
+        finally:
+            writer.close()
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
+    await asyncio.gather(*(worker(time.perf_counter() + 0.5, False) for _ in range(concurrency)))
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(started + duration, True) for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
     latencies.sort()
 
     def pct(q: float) -> float:
