@@ -5,6 +5,7 @@ from __future__ import annotations
 from tenantkit.context import (
     Principal,
     TenantRef,
+    current_client_ip,
     current_principal,
     current_request_id,
     current_tenant,
@@ -72,6 +73,7 @@ __all__ = [
     "TokenReuseError",
     "ValidationError",
     "__version__",
+    "current_client_ip",
     "current_principal",
     "current_request_id",
     "current_tenant",

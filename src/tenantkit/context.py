@@ -18,6 +18,7 @@ from typing import Any
 __all__ = [
     "Principal",
     "TenantRef",
+    "current_client_ip",
     "current_principal",
     "current_request_id",
     "current_tenant",
@@ -62,6 +63,7 @@ class Principal:
 _tenant: ContextVar[TenantRef | None] = ContextVar("tenantkit_tenant", default=None)
 _principal: ContextVar[Principal | None] = ContextVar("tenantkit_principal", default=None)
 _request_id: ContextVar[str | None] = ContextVar("tenantkit_request_id", default=None)
+_client_ip: ContextVar[str | None] = ContextVar("tenantkit_client_ip", default=None)
 
 
 def current_tenant() -> TenantRef | None:
@@ -83,6 +85,11 @@ def current_principal() -> Principal | None:
 def current_request_id() -> str | None:
     """The request id of the running request (or the one that queued a job)."""
     return _request_id.get()
+
+
+def current_client_ip() -> str | None:
+    """The client address of the running request (proxies honoured per settings), or ``None``."""
+    return _client_ip.get()
 
 
 @contextmanager

@@ -27,7 +27,7 @@ from tenantkit.auth.passwords import PasswordHasher
 from tenantkit.auth.revocation import RevocationList
 from tenantkit.auth.service import AuthService
 from tenantkit.auth.tokens import AccessTokens
-from tenantkit.context import current_request_id
+from tenantkit.context import current_client_ip, current_request_id
 from tenantkit.db.base import utcnow
 from tenantkit.db.engine import Database
 from tenantkit.db.models import User
@@ -365,7 +365,7 @@ class TenantKit:
             "tenant_id": str(tenant_id or NIL_TENANT),
             "actor_id": str(actor_id) if actor_id else None,
             "target": target,
-            "ip": ip,
+            "ip": ip or current_client_ip(),
             "request_id": current_request_id(),
             "data": data or {},
             "created_at": utcnow().isoformat(),

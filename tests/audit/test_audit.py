@@ -49,6 +49,7 @@ async def test_login_failure_and_role_change_appear_in_the_tenants_audit_log(api
     (change,) = roles["items"]
     assert change["action"] == "membership.role_changed"
     assert change["target"] == member_id and change["data"] == {"from": "USER", "to": "ADMIN"}
+    assert change["ip"] == "203.0.113.7"  # the request's client address, recorded without being passed
 
     boss_id = registered["user"]["id"]
     mine = (await api.client.get("/audit", params={"actor_id": boss_id}, headers=admin)).json()["items"]

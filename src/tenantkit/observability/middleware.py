@@ -13,7 +13,7 @@ from typing import Any
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tenantkit.context import _principal, _request_id, _tenant
+from tenantkit.context import _client_ip, _principal, _request_id, _tenant
 from tenantkit.errors import problem_response
 from tenantkit.observability.metrics import Metrics
 
@@ -168,6 +168,7 @@ class RequestContextMiddleware:
             await send(message)
 
         token_rid = _request_id.set(request_id)
+        token_ip = _client_ip.set(state["client_ip"])
         token_tenant = _tenant.set(None)
         token_principal = _principal.set(None)
         try:
@@ -182,6 +183,7 @@ class RequestContextMiddleware:
                 self._record(scope, status, time.perf_counter() - started)
             _principal.reset(token_principal)
             _tenant.reset(token_tenant)
+            _client_ip.reset(token_ip)
             _request_id.reset(token_rid)
 
     def _record(self, scope: Scope, status: int, duration: float) -> None:
