@@ -31,23 +31,29 @@ class Records(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+async def kit_on(database_url: str, data_dir: Path) -> TenantKit:
+    """A kit on a private PostgreSQL server, migrated."""
+    settings = Settings.load(
+        env="test",
+        jwt_secret=SECRET,
+        database_url=database_url,
+        data_dir=data_dir,
+        bcrypt_rounds=4,
+        log_level="WARNING",
+        db_pool_timeout=2,
+    )
+    kit = TenantKit(settings)
+    await upgrade(kit.database)
+    return kit
+
+
 async def ping(request: Request) -> Response:
     return JSONResponse({"pong": True})
 
 
 async def test_database_outage_is_503_and_recovers_without_a_new_kit(tmp_path: Path) -> None:
     with private_postgres() as server:
-        settings = Settings.load(
-            env="test",
-            jwt_secret=SECRET,
-            database_url=server.url,
-            data_dir=tmp_path,
-            bcrypt_rounds=4,
-            log_level="WARNING",
-            db_pool_timeout=2,
-        )
-        kit = TenantKit(settings)
-        await upgrade(kit.database)
+        kit = await kit_on(server.url, tmp_path)
         async with serve(kit.build_app()) as client:
             bearer = await register_and_login(client, "alice@example.com")
             assert (await client.get("/auth/sessions", headers=bearer)).status_code == 200
@@ -65,17 +71,7 @@ async def test_database_outage_is_503_and_recovers_without_a_new_kit(tmp_path: P
 
 async def test_refresh_during_a_database_outage_is_503_and_spends_nothing(tmp_path: Path) -> None:
     with private_postgres() as server:
-        settings = Settings.load(
-            env="test",
-            jwt_secret=SECRET,
-            database_url=server.url,
-            data_dir=tmp_path,
-            bcrypt_rounds=4,
-            log_level="WARNING",
-            db_pool_timeout=2,
-        )
-        kit = TenantKit(settings)
-        await upgrade(kit.database)
+        kit = await kit_on(server.url, tmp_path)
         async with serve(kit.build_app()) as client:
             await register_and_login(client, "bob@example.com")
             login = await client.post(
