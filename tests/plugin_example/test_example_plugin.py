@@ -114,6 +114,21 @@ async def test_ownership_rule_is_enforced(setup: tuple[Api, ExamplePlugin]) -> N
     assert other.status_code == 200, other.text
 
 
+async def test_policies_see_the_live_role_not_the_tokens(setup: tuple[Api, ExamplePlugin]) -> None:
+    api, _ = setup
+    admin, member, _ = await _admin_and_user(api)
+    member_id = (await api.client.get("/auth/me", headers=api.bearer(member))).json()["id"]
+    admin_id = (await api.client.get("/auth/me", headers=api.bearer(admin))).json()["id"]
+    assert_problem(await api.client.get(f"/notes/{admin_id}", headers=api.bearer(member)), 403)
+    promoted = await api.client.patch(
+        f"/users/{member_id}/role", json={"role": "ADMIN"}, headers=api.bearer(admin)
+    )
+    assert promoted.status_code == 200, promoted.text
+    # same access token (its role claim still says USER): the rule now exempts an ADMIN
+    again = await api.client.get(f"/notes/{admin_id}", headers=api.bearer(member))
+    assert again.status_code == 200, again.text
+
+
 async def test_logins_are_recorded_and_served_per_tenant(setup: tuple[Api, ExamplePlugin]) -> None:
     api, plugin = setup
     admin, member, tenant_id = await _admin_and_user(api)

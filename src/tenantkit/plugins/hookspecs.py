@@ -96,7 +96,7 @@ def tenantkit_authorize(principal: Principal, permission: str, resource: Any) ->
     the first non-None result. Must be synchronous.
 
     Args:
-        principal: The caller.
+        principal: The caller, with its live role in this tenant (not the token's claim).
         permission: The permission code being checked.
         resource: The object the endpoint is about to act on.
     """

@@ -9,6 +9,7 @@ unauthenticated, the tenant outcome (404/403) when resolution failed, then
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
@@ -158,7 +159,9 @@ async def authorize(request: Request, permission: str, resource: Any) -> None:
     Raises:
         PermissionDeniedError: denied by a plugin, or the role lacks the permission.
     """
-    principal, _, _, granted = await current_permissions(request)
+    principal, _, role, granted = await current_permissions(request)
+    if principal.role != role:  # policies judge the live role, not the one the token was issued with
+        principal = dataclasses.replace(principal, role=role)
     kit = request.app.state.tenantkit
     verdict = kit.hook.tenantkit_authorize(principal=principal, permission=permission, resource=resource)
     if verdict is False or (verdict is None and permission not in granted):
