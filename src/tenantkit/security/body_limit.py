@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tenantkit.errors import PayloadTooLargeError
+from tenantkit.security.paths import PathPrefixes
 
 __all__ = ["BodySizeLimitMiddleware"]
 
@@ -38,15 +39,11 @@ class BodySizeLimitMiddleware:
     def __init__(self, app: ASGIApp, *, max_body_bytes: int, exempt_prefixes: Iterable[str] = ()) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        self.exempt_prefixes = tuple(p.rstrip("/") for p in exempt_prefixes if p.strip("/"))
-        self._exempt_paths = frozenset(self.exempt_prefixes)
-        self._exempt_subpaths = tuple(p + "/" for p in self.exempt_prefixes)
-
-    def _exempt(self, path: str) -> bool:
-        return path in self._exempt_paths or path.startswith(self._exempt_subpaths)
+        self._exempt = PathPrefixes(p for p in exempt_prefixes if p.strip("/"))  # never the root
+        self.exempt_prefixes = self._exempt.prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self._exempt(scope["path"]):
+        if scope["type"] != "http" or scope["path"] in self._exempt:
             await self.app(scope, receive, send)
             return
         limit = self.max_body_bytes

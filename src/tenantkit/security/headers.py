@@ -6,6 +6,8 @@ from collections.abc import Iterable, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tenantkit.security.paths import PathPrefixes
+
 __all__ = ["DEFAULT_CSP", "HSTS", "SecurityHeadersMiddleware"]
 
 DEFAULT_CSP = (
@@ -61,22 +63,18 @@ class SecurityHeadersMiddleware:
         for name, value in (extra or {}).items():
             headers[name.lower()] = value
         self.headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-        self.no_store_prefixes = tuple(p.rstrip("/") for p in no_store_prefixes)
+        self._no_store = PathPrefixes(no_store_prefixes)
+        self.no_store_prefixes = self._no_store.prefixes
         # Prebuilt for the hot path: the headers to add (plain and no-store) and their names.
         self._plain = tuple(self.headers)
         self._no_store_headers = (*self._plain, _NO_STORE)
         self._names = frozenset(name for name, _ in self._no_store_headers)
-        self._no_store_paths = frozenset(self.no_store_prefixes)
-        self._no_store_subpaths = tuple(p + "/" for p in self.no_store_prefixes)
-
-    def _no_store(self, path: str) -> bool:
-        return path in self._no_store_paths or path.startswith(self._no_store_subpaths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = self._no_store_headers if self._no_store(scope["path"]) else self._plain
+        extra = self._no_store_headers if scope["path"] in self._no_store else self._plain
         names = self._names
 
         async def send_with_headers(message: Message) -> None:
