@@ -107,76 +107,49 @@ _SESSION_FACTS = (
 )
 
 
-def _spend_statement() -> Any:
-    """``UPDATE refresh_tokens`` that spends a token only while everything it stands on is valid."""
-    now = bindparam("b_now", type_=UTCDateTime())
-    session_ok = exists().where(
-        AuthSession.id == RefreshToken.session_id,
-        AuthSession.revoked_at.is_(None),
-        AuthSession.expires_at > now,
-        exists().where(User.id == AuthSession.user_id, User.is_active.is_(True)),
-        exists().where(Tenant.id == AuthSession.tenant_id, Tenant.status == "active"),
-        exists().where(
-            Membership.tenant_id == AuthSession.tenant_id, Membership.user_id == AuthSession.user_id
-        ),
-    )
-    table = cast("Table", RefreshToken.__table__)
-    return (
-        update(table)
-        .where(
-            table.c.digest == bindparam("b_digest"),
-            table.c.spent_at.is_(None),
-            table.c.expires_at > now,
-            table.c.created_at > bindparam("b_idle_since", type_=UTCDateTime()),
-            session_ok,
-        )
-        .values(spent_at=now, successor_id=bindparam("b_successor_id"))
-        .returning(table.c.session_id, *_SESSION_FACTS)
-    )
+def _spend_statements() -> tuple[Any, Any]:
+    """The rotation's ``UPDATE``: it spends a token only while everything it stands on is valid.
 
-
-def _spend_statement_joined() -> Any:
-    """The same spend as one ``UPDATE ... FROM`` join (PostgreSQL).
-
-    One join instead of eight correlated subqueries. SQLite cannot return columns
-    of the ``FROM`` tables, so it keeps :func:`_spend_statement`.
+    Returns the portable form (the session's validity as one ``EXISTS``; SQLite can
+    return only the updated table's columns, so the session's facts come from
+    subqueries) and PostgreSQL's ``UPDATE ... FROM`` join, which returns them directly.
     """
     now = bindparam("b_now", type_=UTCDateTime())
     tokens = cast("Table", RefreshToken.__table__)
-    sessions = cast("Table", AuthSession.__table__)
-    users = cast("Table", User.__table__)
-    tenants = cast("Table", Tenant.__table__)
-    members = cast("Table", Membership.__table__)
-    return (
-        update(tokens)
-        .where(
-            tokens.c.digest == bindparam("b_digest"),
-            tokens.c.spent_at.is_(None),
-            tokens.c.expires_at > now,
-            tokens.c.created_at > bindparam("b_idle_since", type_=UTCDateTime()),
-            sessions.c.id == tokens.c.session_id,
-            sessions.c.revoked_at.is_(None),
-            sessions.c.expires_at > now,
-            users.c.id == sessions.c.user_id,
-            users.c.is_active.is_(True),
-            tenants.c.id == sessions.c.tenant_id,
-            tenants.c.status == "active",
-            members.c.tenant_id == sessions.c.tenant_id,
-            members.c.user_id == sessions.c.user_id,
-        )
-        .values(spent_at=now, successor_id=bindparam("b_successor_id"))
-        .returning(
-            tokens.c.session_id,
-            sessions.c.user_id,
-            sessions.c.tenant_id,
-            sessions.c.expires_at,
-            members.c.role,
-        )
+    token_ok = (
+        tokens.c.digest == bindparam("b_digest"),
+        tokens.c.spent_at.is_(None),
+        tokens.c.expires_at > now,
+        tokens.c.created_at > bindparam("b_idle_since", type_=UTCDateTime()),
     )
+    session_ok = (
+        AuthSession.id == tokens.c.session_id,
+        AuthSession.revoked_at.is_(None),
+        AuthSession.expires_at > now,
+        User.id == AuthSession.user_id,
+        User.is_active.is_(True),
+        Tenant.id == AuthSession.tenant_id,
+        Tenant.status == "active",
+        Membership.tenant_id == AuthSession.tenant_id,
+        Membership.user_id == AuthSession.user_id,
+    )
+    spend = update(tokens).values(spent_at=now, successor_id=bindparam("b_successor_id"))
+    portable = spend.where(*token_ok, exists().where(*session_ok)).returning(
+        tokens.c.session_id, *_SESSION_FACTS
+    )
+    joined = spend.where(*token_ok, *session_ok).returning(
+        tokens.c.session_id,
+        AuthSession.user_id,
+        AuthSession.tenant_id,
+        AuthSession.expires_at,
+        Membership.role,
+    )
+    return portable, joined
 
 
 #: Built once: the rotation's two statements.
-_SPEND = fastpath.FastStatement(_spend_statement(), variants={"postgresql": _spend_statement_joined()})
+_SPEND_PORTABLE, _SPEND_JOINED = _spend_statements()
+_SPEND = fastpath.FastStatement(_SPEND_PORTABLE, variants={"postgresql": _SPEND_JOINED})
 _MINT = fastpath.FastStatement(
     insert(cast("Table", RefreshToken.__table__)),
     column_keys=["id", "session_id", "digest", "created_at", "expires_at", "sealed_pair"],
