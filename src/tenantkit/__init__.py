@@ -35,7 +35,7 @@ from tenantkit.errors import (
     TokenReuseError,
     ValidationError,
 )
-from tenantkit.http import json_response, parse_body
+from tenantkit.http import json_response, parse_body, path_uuid
 from tenantkit.kit import TenantKit
 from tenantkit.plugins import hookimpl
 from tenantkit.settings import Settings
@@ -81,5 +81,6 @@ __all__ = [
     "hookimpl",
     "json_response",
     "parse_body",
+    "path_uuid",
     "tenant_context",
 ]

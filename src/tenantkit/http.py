@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from typing import Any, TypeVar
 
 import pydantic
@@ -13,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from tenantkit.errors import (
     BadRequestError,
+    NotFoundError,
     PayloadTooLargeError,
     ProblemError,
     UnsupportedMediaTypeError,
@@ -20,7 +22,7 @@ from tenantkit.errors import (
     problem_response,
 )
 
-__all__ = ["json_response", "parse_body", "problem_exception_handlers", "validation_errors"]
+__all__ = ["json_response", "parse_body", "path_uuid", "problem_exception_handlers", "validation_errors"]
 
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
 
@@ -71,6 +73,14 @@ async def parse_body(request: Request, model: type[ModelT], *, max_depth: int = 
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
         raise ValidationError(validation_errors(exc)) from None
+
+
+def path_uuid(request: Request, name: str, *, missing: str) -> uuid.UUID:
+    """The UUID path parameter ``name``; a malformed one is a 404 (``missing``) like an absent one."""
+    try:
+        return uuid.UUID(str(request.path_params[name]))
+    except ValueError:
+        raise NotFoundError(missing) from None
 
 
 def json_response(data: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from inventory_app.schemas import ListQuery
-from tenantkit import BadRequestError, NotFoundError, TenantKit, ValidationError, current_principal
+from tenantkit import BadRequestError, TenantKit, ValidationError, current_principal, path_uuid
 
 __all__ = [
     "decode_cursor",
@@ -41,10 +41,7 @@ def kit_of(request: Request) -> TenantKit:
 
 def path_id(request: Request, name: str = "id", what: str = "Resource") -> uuid.UUID:
     """The UUID in the path; a malformed one is a 404 like an absent one."""
-    try:
-        return uuid.UUID(str(request.path_params[name]))
-    except ValueError:
-        raise NotFoundError(f"{what} not found.") from None
+    return path_uuid(request, name, missing=f"{what} not found.")
 
 
 def principal_id() -> uuid.UUID | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -22,7 +21,7 @@ from tenantkit.auth.schemas import (
 )
 from tenantkit.auth.service import TokenPair
 from tenantkit.errors import InvalidTokenError, NotFoundError, PermissionDeniedError, TenantNotFoundError
-from tenantkit.http import parse_body
+from tenantkit.http import parse_body, path_uuid
 from tenantkit.openapi import describe
 from tenantkit.openapi.schemas import (
     AcceptedOut,
@@ -226,10 +225,7 @@ def auth_routes(kit: TenantKit, prefix: str = "/auth") -> list[BaseRoute]:
     @requires_auth()
     async def revoke_session(request: Request) -> Response:
         principal = request_principal(request)
-        try:
-            session_id = uuid.UUID(request.path_params["session_id"])
-        except ValueError:
-            raise NotFoundError("No such session.") from None
+        session_id = path_uuid(request, "session_id", missing="No such session.")
         await service.revoke_session(principal.user_id, session_id)
         response = Response(status_code=204)
         return clear_cookie(response) if session_id == principal.session_id else response

@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 
 from tenantkit.db.models import User
 from tenantkit.errors import NotFoundError, ValidationError
+from tenantkit.http import path_uuid
 from tenantkit.jobs.models import NIL_TENANT
 from tenantkit.jobs.runner import ALL_TENANTS
 from tenantkit.rbac.decorators import current_permissions, requires_permissions
@@ -63,10 +64,7 @@ def job_routes(kit: TenantKit) -> list[BaseRoute]:
     @requires_permissions("jobs.manage")
     async def requeue(request: Request) -> Response:
         actor, scope = await scope_of(request)
-        try:
-            dead_letter_id = uuid.UUID(request.path_params["dead_letter_id"])
-        except ValueError:
-            raise NotFoundError("No such dead letter.") from None
+        dead_letter_id = path_uuid(request, "dead_letter_id", missing="No such dead letter.")
         row = await kit.jobs.dead_letter(dead_letter_id)
         if row is None or (scope is not ALL_TENANTS and row.tenant_id != scope):
             raise NotFoundError("No such dead letter.")

@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Route
 from tenantkit.context import TenantRef
 from tenantkit.db.models import Membership, Role, Tenant, User
 from tenantkit.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
-from tenantkit.http import parse_body
+from tenantkit.http import parse_body, path_uuid
 from tenantkit.openapi import describe
 from tenantkit.openapi.schemas import (
     InvitationOut,
@@ -34,13 +34,6 @@ if TYPE_CHECKING:
     from tenantkit.kit import TenantKit
 
 __all__ = ["admin_routes"]
-
-
-def _uuid(value: str, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise NotFoundError(f"No such {what}.") from None
 
 
 def admin_routes(kit: TenantKit) -> list[BaseRoute]:
@@ -141,7 +134,7 @@ def admin_routes(kit: TenantKit) -> list[BaseRoute]:
     @requires_permissions("users.update")
     async def change_role(request: Request) -> Response:
         principal, tenant, _, granted = await current_permissions(request)
-        user_id = _uuid(request.path_params["user_id"], "member")
+        user_id = path_uuid(request, "user_id", missing="No such member.")
         body = await parse_body(request, RoleChangeIn, max_depth=depth)
         target = await member(tenant.id, user_id)
         if user_id == principal.user_id:
@@ -181,7 +174,7 @@ def admin_routes(kit: TenantKit) -> list[BaseRoute]:
     @requires_permissions("users.delete")
     async def remove_user(request: Request) -> Response:
         principal, tenant, _, granted = await current_permissions(request)
-        user_id = _uuid(request.path_params["user_id"], "member")
+        user_id = path_uuid(request, "user_id", missing="No such member.")
         target = await member(tenant.id, user_id)
         ensure_within(granted, await kit.roles.permissions(tenant.id, target.role))
         if target.role == ADMIN and await admins_left(tenant.id, user_id) == 0:
@@ -381,7 +374,7 @@ def admin_routes(kit: TenantKit) -> list[BaseRoute]:
     @requires_permissions("tenants.manage")
     async def patch_tenant(request: Request) -> Response:
         actor = await operator(request)
-        tenant_id = _uuid(request.path_params["tenant_id"], "tenant")
+        tenant_id = path_uuid(request, "tenant_id", missing="No such tenant.")
         body = await parse_body(request, TenantPatchIn, max_depth=depth)
         async with kit.database.session() as session, session.begin():
             tenant = await session.get(Tenant, tenant_id, with_for_update=True)

@@ -10,7 +10,6 @@ expose the outbox. The handlers act in the request's tenant; protect them with
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from tenantkit.errors import NotFoundError, ValidationError
-from tenantkit.http import json_response, parse_body
+from tenantkit.errors import ValidationError
+from tenantkit.http import json_response, parse_body, path_uuid
 from tenantkit.openapi import describe
 from tenantkit.openapi.schemas import (
     DeliveryQuery,
@@ -89,13 +88,6 @@ def delivery_to_dict(delivery: WebhookDelivery) -> dict[str, Any]:
     }
 
 
-def _path_id(request: Request, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(request.path_params["id"]))
-    except ValueError:
-        raise NotFoundError(f"No such {what}.") from None
-
-
 async def list_webhooks(request: Request, dispatcher: WebhookDispatcher) -> Response:
     """``GET /webhooks``: ``{"items": [...], "next_cursor": null}``, secrets omitted."""
     endpoints = await dispatcher.list_endpoints()
@@ -113,13 +105,13 @@ async def create_webhook(
 
 async def delete_webhook(request: Request, dispatcher: WebhookDispatcher) -> Response:
     """``DELETE /webhooks/{id}``: 204; 404 when unknown or another tenant's."""
-    await dispatcher.delete_endpoint(_path_id(request, "webhook endpoint"))
+    await dispatcher.delete_endpoint(path_uuid(request, "id", missing="No such webhook endpoint."))
     return Response(status_code=204)
 
 
 async def list_webhook_deliveries(request: Request, dispatcher: WebhookDispatcher) -> Response:
     """``GET /webhooks/{id}/deliveries?status=``: the endpoint's latest deliveries (100)."""
-    endpoint = await dispatcher.get_endpoint(_path_id(request, "webhook endpoint"))
+    endpoint = await dispatcher.get_endpoint(path_uuid(request, "id", missing="No such webhook endpoint."))
     status = request.query_params.get("status")
     if status is not None and status not in DELIVERY_STATUSES:
         raise ValidationError(
@@ -131,7 +123,7 @@ async def list_webhook_deliveries(request: Request, dispatcher: WebhookDispatche
 
 async def requeue_webhook_delivery(request: Request, dispatcher: WebhookDispatcher) -> Response:
     """``POST /webhooks/deliveries/{id}/requeue``: 200 with the delivery; 409 unless it is dead."""
-    delivery = await dispatcher.requeue(_path_id(request, "webhook delivery"))
+    delivery = await dispatcher.requeue(path_uuid(request, "id", missing="No such webhook delivery."))
     return json_response(delivery_to_dict(delivery))
 
 
