@@ -26,16 +26,7 @@ async def create_upload(request: Request) -> Response:
     file, upload = await kit_of(request).files.create_upload(
         body.filename, body.content_type, body.size, body.visibility
     )
-    data = {
-        "id": str(file.id),
-        "filename": file.filename,
-        "content_type": file.content_type,
-        "size": file.size,
-        "visibility": file.visibility,
-        "status": file.status,
-        "upload": upload.to_dict(),
-    }
-    return json_response(data, 201)
+    return json_response({**kit_of(request).files.summary(file), "upload": upload.to_dict()}, 201)
 
 
 @describe(
@@ -48,9 +39,8 @@ async def create_upload(request: Request) -> Response:
 async def complete_upload(request: Request) -> Response:
     """Verify the uploaded object against what was declared and checksum it."""
     files = kit_of(request).files
-    file_id = path_id(request, what="File")
-    await files.complete(file_id)
-    return json_response(await files.describe(file_id))
+    completed = await files.complete(path_id(request, what="File"))
+    return json_response(await files.describe(completed))
 
 
 @describe(summary="Get a file", response=FileOut, tags=TAGS)

@@ -281,8 +281,20 @@ class FileService:
                 logger.exception("on_uploaded failed", extra={"file_id": str(file.id)})
         return file
 
-    async def describe(self, file_id: uuid.UUID) -> dict[str, Any]:
-        """The file's metadata plus where to read it.
+    @staticmethod
+    def summary(file: FileObject) -> dict[str, Any]:
+        """What the client declared about ``file``, and its status."""
+        return {
+            "id": str(file.id),
+            "filename": file.filename,
+            "content_type": file.content_type,
+            "size": file.size,
+            "visibility": file.visibility,
+            "status": file.status,
+        }
+
+    async def describe(self, file: uuid.UUID | FileObject) -> dict[str, Any]:
+        """The file's metadata plus where to read it (pass the object when it is already loaded).
 
         Private files get ``download_url`` (presigned, expires after
         ``url_ttl``); public ones get ``url`` (stable). Either is ``None``
@@ -291,14 +303,10 @@ class FileService:
         Raises:
             NotFoundError: no such file in this tenant (404).
         """
-        file = await self.get(file_id)
+        if not isinstance(file, FileObject):
+            file = await self.get(file)
         data: dict[str, Any] = {
-            "id": str(file.id),
-            "filename": file.filename,
-            "content_type": file.content_type,
-            "size": file.size,
-            "visibility": file.visibility,
-            "status": file.status,
+            **self.summary(file),
             "sha256": file.sha256,
             "created_at": file.created_at.isoformat(),
             "uploaded_at": file.uploaded_at.isoformat() if file.uploaded_at else None,
