@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import event, text
@@ -13,7 +15,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from tenantkit.settings import Settings
 
-__all__ = ["Database", "ScopedSession"]
+__all__ = ["Database", "ScopedSession", "UnitOfWork"]
 
 
 class ScopedSession(Session):
@@ -31,6 +33,26 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEn
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+class UnitOfWork:
+    """A session inside one transaction, and what to do once that transaction has committed.
+
+    Side effects that must not happen for a rolled-back change (hooks, audit rows,
+    cache invalidation, ending sessions) are queued with :meth:`after_commit`.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self._after: list[Callable[[], Awaitable[Any]]] = []
+
+    def after_commit(self, callback: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``callback`` after the commit (in order); never when the transaction fails."""
+        self._after.append(callback)
+
+    async def _committed(self) -> None:
+        for callback in self._after:
+            await callback()
 
 
 class Database:
@@ -75,6 +97,23 @@ class Database:
     def session(self) -> AsyncSession:
         """A new tenant-scoped ``AsyncSession`` (use as ``async with db.session() as s``)."""
         return self.sessionmaker()
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[UnitOfWork]:
+        """A :class:`UnitOfWork`: one transaction, then its ``after_commit`` callbacks.
+
+        Example:
+            ```python
+            async with database.transaction() as uow:
+                uow.session.add(row)
+                uow.after_commit(lambda: events.emit("on_thing", id=row.id))
+            ```
+        """
+        async with self.session() as session:
+            unit = UnitOfWork(session)
+            async with session.begin():
+                yield unit
+            await unit._committed()
 
     async def ping(self, timeout: float = 3.0) -> None:
         """Run ``SELECT 1``; raises on failure or after ``timeout`` seconds."""
