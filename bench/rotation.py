@@ -85,16 +85,16 @@ async def main() -> dict[str, float]:
         await upgrade(kit.database)
         await kit.startup()
         try:
-            await kit.auth.register(email="bench@example.com", password="bench-password", tenant_name="Bench")
-            pair = await kit.auth.login(
+            await kit.accounts.register(email="bench@example.com", password="bench-password", tenant_name="Bench")
+            pair = await kit.sessions.login(
                 email="bench@example.com", password="bench-password", tenant=None, ip=None, user_agent="bench"
             )
             token = pair.refresh_token
             for _ in range(50):  # warm up pools and caches
-                token = (await kit.auth.refresh(token, ip=None)).refresh_token
+                token = (await kit.sessions.refresh(token, ip=None)).refresh_token
             started = time.perf_counter()
             for _ in range(N):
-                token = (await kit.auth.refresh(token, ip=None)).refresh_token
+                token = (await kit.sessions.refresh(token, ip=None)).refresh_token
             tenantkit_rate = N / (time.perf_counter() - started)
             floor_rate = await floor(dsn, pair.session_id, N)
         finally:
@@ -112,7 +112,7 @@ def run() -> dict[str, float]:
     print(f"refresh rotations per second, PostgreSQL, one client, same run ({results['rotations']} each)")
     line("raw asyncpg floor (UPDATE + INSERT)", results["asyncpg_floor_per_s"], "/s", ratio=1.0)
     line(
-        "tenantkit AuthService.refresh",
+        "tenantkit Sessions.refresh",
         results["tenantkit_per_s"],
         "/s",
         ratio=results["ratio"],

@@ -37,9 +37,18 @@ from tenantkit.errors import (
 )
 from tenantkit.http import json_response, parse_body, path_uuid
 from tenantkit.kit import TenantKit
+from tenantkit.openapi import describe
 from tenantkit.plugins import hookimpl
+from tenantkit.rbac.decorators import (
+    authorize,
+    current_permissions,
+    requires_auth,
+    requires_permissions,
+    requires_roles,
+)
 from tenantkit.settings import Settings
 from tenantkit.stores import MemoryStore, Store
+from tenantkit.tenancy.scoping import TenantScoped, unscoped
 
 __version__ = "0.1.0"
 
@@ -70,17 +79,25 @@ __all__ = [
     "TenantRef",
     "TenantRequiredError",
     "TenantScopeError",
+    "TenantScoped",
     "TokenReuseError",
     "ValidationError",
     "__version__",
+    "authorize",
     "current_client_ip",
+    "current_permissions",
     "current_principal",
     "current_request_id",
     "current_tenant",
     "current_tenant_id",
+    "describe",
     "hookimpl",
     "json_response",
     "parse_body",
     "path_uuid",
+    "requires_auth",
+    "requires_permissions",
+    "requires_roles",
     "tenant_context",
+    "unscoped",
 ]

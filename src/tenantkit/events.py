@@ -92,4 +92,6 @@ class Events:
         Carries no actor and no target: a row must not tell whether an email has an account.
         """
         self.audit(action, tenant_id=None, ip=ip, data=data)
-        security_logger.warning(action, extra={"security": {"action": action, "ip": ip or current_client_ip()}})
+        security_logger.warning(
+            action, extra={"security": {"action": action, "ip": ip or current_client_ip()}}
+        )

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
 import pluggy
-from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -20,26 +17,30 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
+from tenantkit.audit import AuditLog, AuditRoutes
+from tenantkit.auth.accounts import Accounts
+from tenantkit.auth.identity import Authenticator
 from tenantkit.auth.keys import KeySet
 from tenantkit.auth.lockout import Lockout
 from tenantkit.auth.middleware import AuthenticationMiddleware
 from tenantkit.auth.passwords import PasswordHasher
 from tenantkit.auth.revocation import RevocationList
-from tenantkit.auth.service import AuthService
+from tenantkit.auth.routes import AuthRoutes
+from tenantkit.auth.sessions import Sessions
 from tenantkit.auth.tokens import AccessTokens
-from tenantkit.context import current_client_ip, current_request_id
-from tenantkit.db.base import utcnow
+from tenantkit.background import Background
 from tenantkit.db.engine import Database
-from tenantkit.db.models import User
 from tenantkit.errors import ConfigurationError
+from tenantkit.events import Events
 from tenantkit.health import health_endpoint
 from tenantkit.http import problem_exception_handlers
-from tenantkit.mail import LogMailer, Mail, Mailer, SMTPMailer
+from tenantkit.mail import Mail, Mailer, Outbox, mailer_from_settings
 from tenantkit.observability.logging import configure_logging
 from tenantkit.observability.metrics import CONTENT_TYPE_LATEST, Metrics
 from tenantkit.observability.middleware import RequestContextMiddleware
 from tenantkit.openapi import describe
-from tenantkit.plugins.manager import call_event, create_plugin_manager
+from tenantkit.plugins.manager import create_plugin_manager
+from tenantkit.rbac.access import Access
 from tenantkit.rbac.registry import PermissionRegistry
 from tenantkit.rbac.roles import RoleBook
 from tenantkit.security import RateLimiter, rate_limit_middleware, security_middleware
@@ -48,29 +49,13 @@ from tenantkit.stores.base import Store, create_store
 from tenantkit.tenancy.directory import TenantDirectory
 from tenantkit.tenancy.middleware import TenantMiddleware
 from tenantkit.tenancy.resolvers import build_resolvers
+from tenantkit.tenancy.service import TenancyService
 
 __all__ = ["TenantKit"]
 
 logger = logging.getLogger("tenantkit")
-audit_logger = logging.getLogger("tenantkit.audit")
 
 Lifespan = Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]
-NIL_TENANT = uuid.UUID(int=0)
-
-
-def default_mailer(settings: Settings) -> Mailer:
-    """``SMTPMailer`` when ``smtp_host`` is set, else ``LogMailer`` (bodies only in development)."""
-    if settings.smtp_host:
-        password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
-        return SMTPMailer(
-            settings.smtp_host,
-            settings.smtp_port,
-            user=settings.smtp_user,
-            password=password,
-            starttls=settings.smtp_starttls,
-            mail_from=settings.mail_from,
-        )
-    return LogMailer(show_body=settings.is_development)
 
 
 class TenantKit:
@@ -107,25 +92,37 @@ class TenantKit:
     ) -> None:
         self.settings = settings if settings is not None else Settings.load()
         s = self.settings
+        # Platform: plugins, metrics, storage engines, background tasks, events.
         self.plugins: pluggy.PluginManager = create_plugin_manager(plugins, autoload=autoload_plugins)
         self.hook = self.plugins.hook
         self.metrics = Metrics()
         self.database = Database(s.resolved_database_url, settings=s)
         self.store: Store = store if store is not None else create_store(s)
         self.metrics.watch_pool(lambda: self.database.engine.pool)
+        self.background = Background()
+        self.audit_log = AuditLog(
+            self.database,
+            batch_size=s.audit_batch_size,
+            flush_ms=s.audit_flush_ms,
+            max_buffer=s.audit_buffer_max,
+        )
+        self.events = Events(self.hook, self.audit_log, self.background.spawn)
         self.rate_limiter = RateLimiter(self.store, metrics=self.metrics)
-        self.mailer: Mailer = mailer if mailer is not None else default_mailer(s)
+        self.mailer: Mailer = mailer if mailer is not None else mailer_from_settings(s)
         self.migration_locations = [*migration_locations]
         for extra in self.hook.tenantkit_migration_locations():
             self.migration_locations.extend(extra or ())
 
+        # Tenancy and RBAC.
         self.permissions = PermissionRegistry()
         self.permissions.register_many(permissions)
         for registered in self.hook.tenantkit_register_permissions():
             self.permissions.register_many(registered or ())
         self.roles = RoleBook(self.permissions, self.database, self.store, user_permissions=user_permissions)
         self.directory = TenantDirectory(self.database, self.store, ttl=s.tenant_cache_ttl or 60)
+        self.access = Access(self.directory, self.roles, self.hook)
 
+        # Credentials.
         pepper = s.password_pepper.get_secret_value().encode() if s.password_pepper else None
         self.passwords = PasswordHasher(s.bcrypt_rounds, pepper=pepper)
         self.keys = KeySet.from_settings(s)
@@ -141,7 +138,44 @@ class TenantKit:
             self.store, mark_ttl=s.access_token_ttl + s.jwt_leeway + 60, fail_closed=s.revocation_fail_closed
         )
         self.lockout = Lockout(self.store, threshold=s.lockout_threshold, seconds=s.lockout_seconds)
-        self.auth = AuthService(self)
+        self.authenticator = Authenticator(self.tokens, self.revocations)
+
+        # Jobs first: mail goes through them.
+        from tenantkit.jobs import SEND_MAIL, JobRunner
+
+        self.jobs = JobRunner(self)
+        self.outbox = Outbox(self.mailer, lambda data: self.jobs.enqueue(SEND_MAIL, data))
+
+        # Features.
+        self.sessions = Sessions(
+            s,
+            database=self.database,
+            hasher=self.passwords,
+            tokens=self.tokens,
+            lockout=self.lockout,
+            revocations=self.revocations,
+            events=self.events,
+            metrics=self.metrics,
+        )
+        self.tenancy = TenancyService(
+            database=self.database,
+            directory=self.directory,
+            roles=self.roles,
+            events=self.events,
+            sessions=self.sessions,
+            send_mail=self.outbox,
+            invitation_ttl=s.invitation_ttl,
+        )
+        self.accounts = Accounts(
+            s,
+            database=self.database,
+            hasher=self.passwords,
+            sessions=self.sessions,
+            tenancy=self.tenancy,
+            rate_limiter=self.rate_limiter,
+            events=self.events,
+            send_mail=self.outbox,
+        )
 
         from tenantkit.files import FileService, create_storage
         from tenantkit.webhooks import WebhookDispatcher
@@ -151,22 +185,11 @@ class TenantKit:
             self.storage, self.database, url_ttl=s.file_url_ttl, on_uploaded=self._file_uploaded
         )
         self.webhooks = WebhookDispatcher.from_settings(self.database, s, hook=self.hook)
-        from tenantkit.audit import AuditLog
-        from tenantkit.jobs import JobRunner
-
-        self.audit_log = AuditLog(
-            self.database,
-            batch_size=s.audit_batch_size,
-            flush_ms=s.audit_flush_ms,
-            max_buffer=s.audit_buffer_max,
-        )
-        self.jobs = JobRunner(self)
         self.hook.tenantkit_register_tasks(kit=self)
         #: Background loops (webhook delivery) run in process on the embedded default;
         #: with Redis configured, ``tenantkit worker`` runs them.
         self.inline_workers = s.redis_url is None
         self._stop = asyncio.Event()
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
         self.hook.tenantkit_configure(kit=self)
 
@@ -195,31 +218,45 @@ class TenantKit:
             Middleware(
                 RequestContextMiddleware, trusted_proxies=settings.trusted_proxies, metrics=self.metrics
             ),
-            *security_middleware(self),
-            Middleware(AuthenticationMiddleware, kit=self),
-            rate_limit_middleware(self),
-            Middleware(TenantMiddleware, kit=self, resolvers=resolvers),
+            *security_middleware(settings, body_limit_exempt=self._self_limited_paths()),
+            Middleware(AuthenticationMiddleware, authenticator=self.authenticator, access=self.access),
+            rate_limit_middleware(settings, self.rate_limiter),
+            Middleware(TenantMiddleware, directory=self.directory, resolvers=resolvers),
         ]
 
     @property
     def routes(self) -> list[BaseRoute]:
-        """tenantkit's routes: health, metrics (auth, admin... as features land)."""
-        from tenantkit.audit import audit_routes
-        from tenantkit.auth.routes import auth_routes
+        """tenantkit's routes: health, metrics, auth, administration, audit, jobs, local files."""
         from tenantkit.files import LocalStorage, local_file_routes
         from tenantkit.jobs import job_routes
         from tenantkit.rbac.routes import admin_routes
 
+        auth = AuthRoutes(
+            self.settings,
+            accounts=self.accounts,
+            sessions=self.sessions,
+            tenancy=self.tenancy,
+            directory=self.directory,
+            keys=self.keys,
+            rate_limiter=self.rate_limiter,
+            background=self.background,
+        )
         files = local_file_routes(self.storage) if isinstance(self.storage, LocalStorage) else []
         return [
             Route("/health", health_endpoint(self), methods=["GET"], name="health"),
             Route("/metrics", self._metrics_endpoint, methods=["GET"], name="metrics"),
-            *auth_routes(self),
+            *auth.routes(),
             *admin_routes(self),
-            *audit_routes(self),
+            *AuditRoutes(self.audit_log).routes(),
             *job_routes(self),
             *files,
         ]
+
+    def _self_limited_paths(self) -> list[str]:
+        from tenantkit.files import LocalStorage
+
+        # Local uploads check their signed, declared size themselves.
+        return [self.storage.base_url_path] if isinstance(self.storage, LocalStorage) else []
 
     @property
     def exception_handlers(self) -> dict[Any, Any]:
@@ -260,7 +297,7 @@ class TenantKit:
                 logger.warning("object storage not ready: %s", type(exc).__name__)
         self._stop = asyncio.Event()
         if self.inline_workers:
-            self.spawn(self.webhooks.run_forever(stop=self._stop))
+            self.background.spawn(self.webhooks.run_forever(stop=self._stop))
         self._started = True
 
     async def shutdown(self) -> None:
@@ -269,8 +306,7 @@ class TenantKit:
             return
         self._started = False
         self._stop.set()
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=10)
+        await self.background.drain()
         await self.jobs.shutdown()
         await self.audit_log.stop()
         await self.roles.stop()
@@ -304,88 +340,32 @@ class TenantKit:
     # Services used across modules
     # ------------------------------------------------------------------ #
 
-    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        """Run ``coroutine`` in the background; the lifespan waits for it on shutdown."""
-        task = asyncio.create_task(coroutine)
-        self._tasks.add(task)
-
-        def done(finished: asyncio.Task[Any]) -> None:
-            self._tasks.discard(finished)
-            if not finished.cancelled() and finished.exception() is not None:
-                logger.error("background task failed", exc_info=finished.exception())
-
-        task.add_done_callback(done)
-        return task
-
     def derive_key(self, label: str) -> bytes:
-        """A 32-byte key for ``label`` derived from the token-signing key material.
-
-        Every instance configured with the same keys derives the same value, so
-        signed URLs and similar artefacts verify anywhere.
-        """
-        material = self.keys.current.signing
-        if not isinstance(material, bytes):
-            from cryptography.hazmat.primitives import serialization
-
-            material = material.private_bytes(
-                serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        return hmac.new(material, b"tenantkit-derived-key:" + label.encode(), hashlib.sha256).digest()
+        """A 32-byte key for ``label`` (see :meth:`KeySet.derive`)."""
+        return self.keys.derive(label)
 
     async def _file_uploaded(self, file: dict[str, Any]) -> None:
         await self.emit("file_uploaded", file=file)
-        self.audit("file.uploaded", tenant_id=uuid.UUID(str(file["tenant_id"])), target=str(file["id"]))
+        self.events.audit(
+            "file.uploaded", tenant_id=uuid.UUID(str(file["tenant_id"])), target=str(file["id"])
+        )
 
     async def send_mail(self, mail: Mail) -> None:
-        """Hand ``mail`` to the mailer, through the job queue for a ``deferred`` one (SMTP).
+        """Send ``mail`` through the outbox (queued as a job when the mailer is SMTP)."""
+        await self.outbox(mail)
 
-        A queued mail is retried with backoff and dead-lettered after
-        ``job_max_attempts``; a slow mail server never slows the request.
-        """
-        if getattr(self.mailer, "deferred", False):
-            from tenantkit.jobs import SEND_MAIL
-
-            await self.jobs.enqueue(SEND_MAIL, mail.to_dict())
-        else:
-            await self.mailer.send(mail)
-
-    def audit(
-        self,
-        action: str,
-        *,
-        tenant_id: uuid.UUID | None = None,
-        actor_id: uuid.UUID | None = None,
-        target: str | None = None,
-        ip: str | None = None,
-        data: dict[str, Any] | None = None,
-    ) -> None:
-        """Record a security event (buffered; never blocks the request)."""
-        event = {
-            "action": action,
-            "tenant_id": str(tenant_id or NIL_TENANT),
-            "actor_id": str(actor_id) if actor_id else None,
-            "target": target,
-            "ip": ip or current_client_ip(),
-            "request_id": current_request_id(),
-            "data": data or {},
-            "created_at": utcnow().isoformat(),
-        }
-        audit_logger.info(action, extra={"audit": event})
-        self.audit_log.record(event)
-        self.spawn(self.emit("audit_event", event=event))
+    def audit(self, action: str, *, tenant_id: uuid.UUID | None = None, **fields: Any) -> None:
+        """Record an audit row (see :meth:`Events.audit`)."""
+        self.events.audit(action, tenant_id=tenant_id, **fields)
 
     @contextlib.contextmanager
     def unscoped(self, reason: str, *, actor_id: uuid.UUID | None = None) -> Any:
         """Cross tenants explicitly: logged and audited."""
         from tenantkit.tenancy.scoping import unscoped
 
-        self.audit("tenancy.unscoped", actor_id=actor_id, data={"reason": reason})
+        self.events.audit("tenancy.unscoped", tenant_id=None, actor_id=actor_id, data={"reason": reason})
         with unscoped(reason):
             yield
-
-    async def user_email(self, user_id: uuid.UUID) -> str | None:
-        async with self.database.session() as session:
-            return await session.scalar(select(User.email).where(User.id == user_id))
 
     def build_app(
         self,
@@ -441,4 +421,4 @@ class TenantKit:
 
     async def emit(self, hook_name: str, /, **kwargs: Any) -> list[Any]:
         """Call the event hook ``tenantkit_<hook_name>``, awaiting async implementations."""
-        return await call_event(getattr(self.hook, f"tenantkit_{hook_name}"), **kwargs)
+        return await self.events.emit(hook_name, **kwargs)

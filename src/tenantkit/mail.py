@@ -2,9 +2,9 @@
 
 ``LogMailer`` (the embedded default without SMTP) writes a line per message,
 with the body only in development; ``MemoryMailer`` keeps an outbox (tests,
-demos); ``SMTPMailer`` sends for real. The kit sends through
-``TenantKit.send_mail``, which queues a job for a ``deferred`` mailer (SMTP) so a
-slow mail server never slows a request.
+demos); ``SMTPMailer`` sends for real. Features send through an
+:class:`Outbox`, which queues a job for a ``deferred`` mailer (SMTP) so a slow
+mail server never slows a request.
 """
 
 from __future__ import annotations
@@ -13,12 +13,16 @@ import asyncio
 import logging
 import smtplib
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-__all__ = ["LogMailer", "Mail", "Mailer", "MemoryMailer", "SMTPMailer"]
+if TYPE_CHECKING:
+    from tenantkit.settings import Settings
+
+__all__ = ["LogMailer", "Mail", "Mailer", "MemoryMailer", "Outbox", "SMTPMailer", "mailer_from_settings"]
 
 logger = logging.getLogger("tenantkit.mail")
 
@@ -140,3 +144,41 @@ class SMTPMailer:
     async def send(self, mail: Mail) -> None:
         await asyncio.to_thread(self._send, self.message(mail))
         logger.info("mail sent", extra={"to": mail.to, "kind": mail.kind})
+
+
+class Outbox:
+    """Sends mail now, or through the job queue when the mailer is ``deferred`` (SMTP).
+
+    A queued mail is retried with backoff and dead-lettered like any job, and a
+    slow mail server never slows the request that sent it.
+
+    Args:
+        mailer: The mailer that delivers.
+        enqueue: Queues a mail's :meth:`Mail.to_dict` for the job that calls ``mailer.send``.
+    """
+
+    def __init__(self, mailer: Mailer, enqueue: Callable[[dict[str, Any]], Awaitable[Any]]) -> None:
+        self.mailer = mailer
+        self.enqueue = enqueue
+
+    async def __call__(self, mail: Mail) -> None:
+        """Send ``mail`` (or queue it)."""
+        if getattr(self.mailer, "deferred", False):
+            await self.enqueue(mail.to_dict())
+        else:
+            await self.mailer.send(mail)
+
+
+def mailer_from_settings(settings: Settings) -> Mailer:
+    """``SMTPMailer`` when ``smtp_host`` is set, else ``LogMailer`` (bodies only in development)."""
+    if settings.smtp_host:
+        password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+        return SMTPMailer(
+            settings.smtp_host,
+            settings.smtp_port,
+            user=settings.smtp_user,
+            password=password,
+            starttls=settings.smtp_starttls,
+            mail_from=settings.mail_from,
+        )
+    return LogMailer(show_body=settings.is_development)

@@ -191,7 +191,7 @@ async def test_refresh_rotates_and_spends_the_old_token(api: Api) -> None:
 async def test_refresh_by_cookie(api: Api) -> None:
     await api.register("c@example.com")
     await api.login("c@example.com")  # the client keeps the cookie
-    response = await api.client.post("/auth/refresh")
+    response = await api.client.post("/auth/refresh", headers={"Origin": "https://testserver"})
     assert response.status_code == 200
     assert response.json()["refresh_token"] in response.headers["set-cookie"]
 

@@ -109,6 +109,9 @@ async def test_every_auth_hook_fires(
         failed = recorder.args("login_failed")
         assert failed == {"email": "hooks@example.com", "reason": "invalid_credentials", "ip": "203.0.113.7"}
         assert recorder.args("lockout")["email"] == "hooks@example.com"
+        await client.post("/auth/login", json={"email": "hooks@example.com", "password": "wrong-pass"})
+        reasons = [kwargs["reason"] for name, kwargs in recorder.calls if name == "login_failed"]
+        assert reasons[-1] == "locked"  # a refusal while locked is a failed sign-in too
     audits = [event["action"] for name, event in recorder.calls if name == "audit"]
     for action in ("user.registered", "login.succeeded", "token.reuse", "login.failed", "login.locked"):
         assert action in audits

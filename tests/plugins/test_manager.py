@@ -78,3 +78,43 @@ async def test_call_event_awaits_async_hooks_and_survives_failures() -> None:
     )
     assert sorted(results) == ["async", "sync"]
     assert "async:u1:logout" in seen
+
+
+@pytest.mark.parametrize(
+    "hook", ["tenantkit_access_token_claims", "tenantkit_resolve_tenant", "tenantkit_authorize"]
+)
+def test_async_implementation_of_a_synchronous_hook_is_refused(hook: str) -> None:
+    import pluggy
+
+    signatures = {
+        "tenantkit_access_token_claims": "user_id, tenant_id, role",
+        "tenantkit_resolve_tenant": "request",
+        "tenantkit_authorize": "principal, permission, resource",
+    }
+    namespace: dict[str, object] = {"hookimpl": hookimpl}
+    exec(  # a plugin class with one async implementation of ``hook``
+        f"class Plugin:\n    @hookimpl\n    async def {hook}(self, {signatures[hook]}):\n        return None\n",
+        namespace,
+    )
+    plugin = namespace["Plugin"]()  # type: ignore[operator]
+    with pytest.raises(pluggy.PluginValidationError, match="synchronous"):
+        create_plugin_manager([plugin], autoload=False)
+    manager = create_plugin_manager(autoload=False)
+    with pytest.raises(pluggy.PluginValidationError, match=hook):
+        manager.register(plugin)
+    assert not manager.is_registered(plugin)
+
+
+def test_async_event_hooks_are_accepted_and_awaited() -> None:
+    import asyncio
+
+    seen: list[str] = []
+
+    class Plugin:
+        @hookimpl
+        async def tenantkit_on_logout(self, user_id: str, session_ids: list[str], reason: str) -> None:
+            seen.append(reason)
+
+    manager = create_plugin_manager([Plugin()], autoload=False)
+    asyncio.run(call_event(manager.hook.tenantkit_on_logout, user_id="u", session_ids=[], reason="logout"))
+    assert seen == ["logout"]

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from tenantkit.audit.log import AuditQuery
+from tenantkit.audit.log import AuditLog, AuditQuery
 from tenantkit.errors import ValidationError
 from tenantkit.rbac.decorators import current_permissions, requires_permissions
 
-if TYPE_CHECKING:
-    from tenantkit.kit import TenantKit
-
-__all__ = ["audit_routes"]
+__all__ = ["AuditRoutes"]
 
 _ALLOWED = {"action", "actor_id", "since", "until", "limit", "cursor"}
 
@@ -60,17 +57,22 @@ def _parse(request: Request) -> dict[str, Any]:
     return values
 
 
-def audit_routes(kit: TenantKit) -> list[BaseRoute]:
-    """The audit log route."""
+class AuditRoutes:
+    """``GET /audit``: the current tenant's audit log, filtered and paged."""
+
+    def __init__(self, audit_log: AuditLog) -> None:
+        self.audit_log = audit_log
+
+    def routes(self) -> list[BaseRoute]:
+        """The audit log route."""
+        return [Route("/audit", self.list_events, methods=["GET"], name="audit:list")]
 
     @requires_permissions("audit.read")
-    async def list_events(request: Request) -> Response:
+    async def list_events(self, request: Request) -> Response:
         _, tenant, _, _ = await current_permissions(request)
         filters = _parse(request)
-        await kit.audit_log.flush()  # this instance's buffered events are readable at once
-        items, next_cursor = await kit.audit_log.query(AuditQuery(tenant.id, **filters))
+        await self.audit_log.flush()  # this instance's buffered events are readable at once
+        items, next_cursor = await self.audit_log.query(AuditQuery(tenant.id, **filters))
         return JSONResponse(
             {"items": items, "next_cursor": next_cursor}, headers={"Cache-Control": "no-store"}
         )
-
-    return [Route("/audit", list_events, methods=["GET"], name="audit:list")]

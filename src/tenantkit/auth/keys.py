@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -113,6 +114,19 @@ class KeySet:
             raise ConfigurationError("jwt_private_key_file: must hold a private key")
         older = [_asymmetric_key(p, settings.jwt_algorithm) for p in settings.jwt_previous_key_files]
         return cls(current, older)
+
+    def derive(self, label: str) -> bytes:
+        """A 32-byte key for ``label`` derived from the current signing key material.
+
+        Every instance configured with the same keys derives the same value, so
+        signed URLs and similar artefacts verify anywhere.
+        """
+        material = self.current.signing
+        if not isinstance(material, bytes):
+            material = material.private_bytes(
+                serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        return hmac.new(material, b"tenantkit-derived-key:" + label.encode(), hashlib.sha256).digest()
 
     def jwks(self) -> dict[str, Any] | None:
         """The public JWK set, or ``None`` for HMAC keys (which must never be published)."""

@@ -10,15 +10,13 @@ reset), where it is ignored.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tenantkit.auth.identity import Authenticator
 from tenantkit.context import _principal
-from tenantkit.errors import InvalidTokenError, ProblemError
-
-if TYPE_CHECKING:
-    from tenantkit.kit import TenantKit
+from tenantkit.errors import ProblemError
 
 __all__ = ["AuthenticationMiddleware"]
 
@@ -38,15 +36,22 @@ class AuthenticationMiddleware:
 
     Args:
         app: The next ASGI app.
-        kit: The kit whose tokens and revocation list are used.
+        authenticator: Turns the ``Authorization`` header into the principal.
+        access: Published in ``scope["state"]["access"]`` for the permission guards.
         optional_paths: Paths where an invalid token is ignored instead of refused.
     """
 
     def __init__(
-        self, app: ASGIApp, *, kit: TenantKit, optional_paths: Iterable[str] = DEFAULT_OPTIONAL_PATHS
+        self,
+        app: ASGIApp,
+        *,
+        authenticator: Authenticator,
+        access: Any = None,
+        optional_paths: Iterable[str] = DEFAULT_OPTIONAL_PATHS,
     ) -> None:
         self.app = app
-        self.kit = kit
+        self.authenticator = authenticator
+        self.access = access
         self.optional_paths = frozenset(optional_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -55,21 +60,15 @@ class AuthenticationMiddleware:
             return
         state = scope.setdefault("state", {})
         state["principal"] = None
+        state["access"] = self.access
         authorization = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
                 break
         if authorization is not None:
-            scheme, _, token = authorization.partition(" ")
-            token = token.strip(" \t")  # optional whitespace only; anything else stays and fails
             try:
-                if scheme.lower() != "bearer" or not token:
-                    raise InvalidTokenError("Use 'Authorization: Bearer <access token>'.")
-                principal = self.kit.tokens.verify(token)
-                if await self.kit.revocations.is_revoked(principal.claims.get("sid") or principal.session_id):
-                    self.kit.tokens.forget(token)
-                    raise InvalidTokenError("The session has ended.")
+                principal = await self.authenticator.authenticate(authorization)
             except ProblemError as error:
                 if scope["path"] in self.optional_paths and error.status == 401:
                     await self.app(scope, receive, send)

@@ -12,7 +12,6 @@ nothing usable.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import secrets
@@ -21,6 +20,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from tenantkit.digests import digest
 
 __all__ = ["REFRESH_PREFIX", "digest", "looks_like_refresh_token", "new_refresh_token", "open_box", "seal"]
 
@@ -36,11 +37,6 @@ def new_refresh_token() -> str:
 def looks_like_refresh_token(token: str) -> bool:
     """Cheap shape check before any database work."""
     return bool(_SHAPE.match(token))
-
-
-def digest(token: str) -> bytes:
-    """The SHA-256 digest stored in place of a bearer secret."""
-    return hashlib.sha256(token.encode()).digest()
 
 
 def _key(parent: str) -> bytes:

@@ -1,14 +1,16 @@
-"""The ``/auth`` router and ``/.well-known/jwks.json``."""
+"""The ``/auth`` router and ``/.well-known/jwks.json``: plain handlers over accounts and sessions."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from tenantkit.auth.accounts import Accounts
+from tenantkit.auth.keys import KeySet
 from tenantkit.auth.schemas import (
     AcceptInvitationIn,
     LoginIn,
@@ -19,7 +21,8 @@ from tenantkit.auth.schemas import (
     RegisterIn,
     SwitchTenantIn,
 )
-from tenantkit.auth.service import TokenPair
+from tenantkit.auth.sessions import Sessions, TokenPair
+from tenantkit.background import Background
 from tenantkit.errors import InvalidTokenError, NotFoundError, PermissionDeniedError, TenantNotFoundError
 from tenantkit.http import parse_body, path_uuid
 from tenantkit.openapi import describe
@@ -33,12 +36,12 @@ from tenantkit.openapi.schemas import (
     TokenPairOut,
 )
 from tenantkit.rbac.decorators import current_permissions, request_principal, request_tenant, requires_auth
-from tenantkit.security.ratelimit import account_subject, rate_key
+from tenantkit.security.ratelimit import RateLimiter, account_subject, rate_key
+from tenantkit.settings import Settings
+from tenantkit.tenancy.directory import TenantDirectory
+from tenantkit.tenancy.service import TenancyService
 
-if TYPE_CHECKING:
-    from tenantkit.kit import TenantKit
-
-__all__ = ["auth_routes"]
+__all__ = ["COOKIE", "AuthRoutes"]
 
 COOKIE = "refresh_token"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -48,41 +51,126 @@ def _tenant_json(tenant: Any) -> dict[str, Any]:
     return {"id": str(tenant.id), "slug": tenant.slug, "name": tenant.name}
 
 
-def auth_routes(kit: TenantKit, prefix: str = "/auth") -> list[BaseRoute]:
-    """Routes of the auth API (mount them as they are, or under another prefix)."""
-    service = kit.auth
-    settings = kit.settings
-    secure = not settings.is_development
-    depth = settings.max_json_depth
+def _client(request: Request) -> tuple[str | None, str]:
+    return request.state.client_ip, request.headers.get("user-agent", "")
 
-    def client(request: Request) -> tuple[str | None, str]:
-        return request.state.client_ip, request.headers.get("user-agent", "")
 
-    def pair_response(pair: TokenPair, status: int = 200) -> Response:
+class AuthRoutes:
+    """The auth API. Mount :meth:`routes` as they are, or under another ``prefix``.
+
+    Args:
+        settings: Cookie, CSRF and rate-limit settings.
+        accounts: Registration and passwords.
+        sessions: Sign-in, rotation, sign-out, devices.
+        tenancy: Accepts invitations.
+        directory: Finds the tenant of a switch.
+        keys: Publishes the JWKS.
+        rate_limiter: Per-account limits on sign-in and reset.
+        background: Runs password-reset mail after the answer.
+        prefix: Where the routes live (``/auth``; also the refresh cookie's path).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        accounts: Accounts,
+        sessions: Sessions,
+        tenancy: TenancyService,
+        directory: TenantDirectory,
+        keys: KeySet,
+        rate_limiter: RateLimiter,
+        background: Background,
+        prefix: str = "/auth",
+    ) -> None:
+        self.settings = settings
+        self.accounts = accounts
+        self.sessions = sessions
+        self.tenancy = tenancy
+        self.directory = directory
+        self.keys = keys
+        self.rate_limiter = rate_limiter
+        self.background = background
+        self.prefix = prefix
+        self.secure = not settings.is_development
+        self.depth = settings.max_json_depth
+
+    def routes(self) -> list[BaseRoute]:
+        """The routes, named ``auth:<action>``."""
+        p = self.prefix
+        return [
+            Route(f"{p}/register", self.register, methods=["POST"], name="auth:register"),
+            Route(f"{p}/login", self.login, methods=["POST"], name="auth:login"),
+            Route(f"{p}/refresh", self.refresh, methods=["POST"], name="auth:refresh"),
+            Route(f"{p}/logout", self.logout, methods=["POST"], name="auth:logout"),
+            Route(f"{p}/logout-all", self.logout_all, methods=["POST"], name="auth:logout-all"),
+            Route(f"{p}/me", self.me, methods=["GET"], name="auth:me"),
+            Route(f"{p}/sessions", self.list_sessions, methods=["GET"], name="auth:sessions"),
+            Route(
+                f"{p}/sessions/{{session_id}}",
+                self.revoke_session,
+                methods=["DELETE"],
+                name="auth:revoke-session",
+            ),
+            Route(f"{p}/switch-tenant", self.switch_tenant, methods=["POST"], name="auth:switch-tenant"),
+            Route(
+                f"{p}/invitations/accept",
+                self.accept_invitation,
+                methods=["POST"],
+                name="auth:accept-invitation",
+            ),
+            Route(f"{p}/password", self.change_password, methods=["POST"], name="auth:password"),
+            Route(f"{p}/password-reset", self.password_reset, methods=["POST"], name="auth:password-reset"),
+            Route(
+                f"{p}/password-reset/confirm",
+                self.password_reset_confirm,
+                methods=["POST"],
+                name="auth:password-reset-confirm",
+            ),
+            Route("/.well-known/jwks.json", self.jwks, methods=["GET"], name="jwks"),
+        ]
+
+    # -- helpers ---------------------------------------------------------- #
+
+    def _pair_response(self, pair: TokenPair, status: int = 200) -> Response:
         response = JSONResponse(pair.as_dict(), status, headers=NO_STORE)
         response.set_cookie(
             COOKIE,
             pair.refresh_token,
-            max_age=settings.refresh_token_ttl,
-            path=prefix,
+            max_age=self.settings.refresh_token_ttl,
+            path=self.prefix,
             httponly=True,
             samesite="strict",
-            secure=secure,
+            secure=self.secure,
         )
         return response
 
-    def clear_cookie(response: Response) -> Response:
-        response.delete_cookie(COOKIE, path=prefix, httponly=True, samesite="strict", secure=secure)
+    def _clear_cookie(self, response: Response) -> Response:
+        response.delete_cookie(COOKIE, path=self.prefix, httponly=True, samesite="strict", secure=self.secure)
         return response
 
-    def check_origin(request: Request) -> None:
+    def _check_origin(self, request: Request) -> None:
+        """A cookie refresh must come from this site: same origin or a trusted one.
+
+        Browsers send ``Origin`` on every POST; outside development a cookie
+        refresh without it is refused too (a client without a browser sends the
+        token in the body instead).
+        """
         origin = request.headers.get("origin")
         if origin is None:
-            return
+            if self.settings.is_development:
+                return
+            raise PermissionDeniedError("A cookie refresh needs the Origin header.")
         host = request.headers.get("host", "")
-        if urlsplit(origin).netloc == host or origin in settings.csrf_trusted_origins:
+        if urlsplit(origin).netloc == host or origin in self.settings.csrf_trusted_origins:
             return
         raise PermissionDeniedError("Cross-site refresh refused.")
+
+    async def _per_account(self, email: str, name: str) -> None:
+        key = rate_key("account", account_subject(email), name)
+        await self.rate_limiter.check(key, self.settings.rate_limit_auth, policy="auth-account")
+
+    # -- handlers --------------------------------------------------------- #
 
     @describe(
         summary="Register (new tenant, open sign-up or invitation)",
@@ -97,11 +185,11 @@ def auth_routes(kit: TenantKit, prefix: str = "/auth") -> list[BaseRoute]:
         tags=["auth"],
         public=True,
     )
-    async def register(request: Request) -> Response:
-        body = await parse_body(request, RegisterIn, max_depth=depth)
-        named = body.invite_token is None or bool(request.headers.get(settings.tenant_header))
+    async def register(self, request: Request) -> Response:
+        body = await parse_body(request, RegisterIn, max_depth=self.depth)
+        named = body.invite_token is None or bool(request.headers.get(self.settings.tenant_header))
         tenant = request_tenant(request) if body.tenant_name is None and named else None
-        user, ref, role = await service.register(
+        user, ref, role = await self.accounts.register(
             email=body.email,
             password=body.password,
             tenant_name=body.tenant_name,
@@ -112,10 +200,6 @@ def auth_routes(kit: TenantKit, prefix: str = "/auth") -> list[BaseRoute]:
             {"user": {"id": str(user.id), "email": user.email}, "tenant": _tenant_json(ref), "role": role},
             201,
         )
-
-    async def per_account(email: str, name: str) -> None:
-        key = rate_key("account", account_subject(email), name)
-        await kit.rate_limiter.check(key, settings.rate_limit_auth, policy="auth-account")
 
     @describe(
         summary="Sign in: an access token and a rotating refresh token",
@@ -130,15 +214,15 @@ def auth_routes(kit: TenantKit, prefix: str = "/auth") -> list[BaseRoute]:
         tags=["auth"],
         public=True,
     )
-    async def login(request: Request) -> Response:
-        body = await parse_body(request, LoginIn, max_depth=depth)
-        await per_account(body.email, "login")
-        tenant = request_tenant(request) if request.headers.get(settings.tenant_header) else None
-        ip, agent = client(request)
-        pair = await service.login(
+    async def login(self, request: Request) -> Response:
+        body = await parse_body(request, LoginIn, max_depth=self.depth)
+        await self._per_account(body.email, "login")
+        tenant = request_tenant(request) if request.headers.get(self.settings.tenant_header) else None
+        ip, agent = _client(request)
+        pair = await self.sessions.login(
             email=body.email, password=body.password, tenant=tenant, ip=ip, user_agent=agent
         )
-        return pair_response(pair)
+        return self._pair_response(pair)
 
     @describe(
         summary="Rotate the refresh token (body or refresh_token cookie)",
@@ -146,41 +230,41 @@ def auth_routes(kit: TenantKit, prefix: str = "/auth") -> list[BaseRoute]:
         response=TokenPairOut,
         responses={
             401: "Expired, unknown, revoked or reused refresh token.",
-            403: "Cross-site cookie refresh.",
+            403: "Cookie refresh from another site, or without Origin.",
         },
         tags=["auth"],
         public=True,
     )
-    async def refresh(request: Request) -> Response:
+    async def refresh(self, request: Request) -> Response:
         token = None
         if int(request.headers.get("content-length") or 0) > 0 or "content-type" in request.headers:
-            token = (await parse_body(request, RefreshIn, max_depth=depth)).refresh_token
+            token = (await parse_body(request, RefreshIn, max_depth=self.depth)).refresh_token
         if token is None:
             token = request.cookies.get(COOKIE)
             if token is not None:
-                check_origin(request)
+                self._check_origin(request)
         if not token:
             raise InvalidTokenError("Send the refresh token in the body or the refresh_token cookie.")
-        pair = await service.refresh(token, ip=request.state.client_ip)
-        return pair_response(pair)
+        pair = await self.sessions.refresh(token, ip=request.state.client_ip)
+        return self._pair_response(pair)
 
     @describe(summary="Sign out this session", status=204, tags=["auth"])
     @requires_auth()
-    async def logout(request: Request) -> Response:
-        await service.logout(request_principal(request))
-        return clear_cookie(Response(status_code=204))
+    async def logout(self, request: Request) -> Response:
+        await self.sessions.logout(request_principal(request))
+        return self._clear_cookie(Response(status_code=204))
 
     @describe(summary="Sign out every session", status=204, tags=["auth"])
     @requires_auth()
-    async def logout_all(request: Request) -> Response:
-        await service.logout_all(request_principal(request).user_id)
-        return clear_cookie(Response(status_code=204))
+    async def logout_all(self, request: Request) -> Response:
+        await self.sessions.logout_all(request_principal(request).user_id)
+        return self._clear_cookie(Response(status_code=204))
 
     @describe(summary="The caller in the current tenant", response=MeOut, tags=["auth"])
     @requires_auth()
-    async def me(request: Request) -> Response:
+    async def me(self, request: Request) -> Response:
         principal, tenant, role, permissions = await current_permissions(request)
-        email = await kit.user_email(principal.user_id)
+        email = await self.accounts.email_of(principal.user_id)
         return JSONResponse(
             {
                 "id": str(principal.user_id),
@@ -194,27 +278,22 @@ def auth_routes(kit: TenantKit, prefix: str = "/auth") -> list[BaseRoute]:
 
     @describe(summary="The caller's sessions (devices)", response=SessionPage, tags=["auth"])
     @requires_auth()
-    async def sessions(request: Request) -> Response:
+    async def list_sessions(self, request: Request) -> Response:
         principal = request_principal(request)
-        rows = await service.list_sessions(principal.user_id)
-        return JSONResponse(
+        rows = await self.sessions.list(principal.user_id)
+        items = [
             {
-                "items": [
-                    {
-                        "id": str(s.id),
-                        "user_agent": s.user_agent,
-                        "ip": s.ip,
-                        "tenant_id": str(s.tenant_id),
-                        "created_at": s.created_at.isoformat(),
-                        "last_used_at": s.last_used_at.isoformat(),
-                        "current": s.id == principal.session_id,
-                    }
-                    for s in rows
-                ],
-                "next_cursor": None,
-            },
-            headers=NO_STORE,
-        )
+                "id": str(s.id),
+                "user_agent": s.user_agent,
+                "ip": s.ip,
+                "tenant_id": str(s.tenant_id),
+                "created_at": s.created_at.isoformat(),
+                "last_used_at": s.last_used_at.isoformat(),
+                "current": s.id == principal.session_id,
+            }
+            for s in rows
+        ]
+        return JSONResponse({"items": items, "next_cursor": None}, headers=NO_STORE)
 
     @describe(
         summary="Sign a device out",
@@ -223,12 +302,12 @@ def auth_routes(kit: TenantKit, prefix: str = "/auth") -> list[BaseRoute]:
         tags=["auth"],
     )
     @requires_auth()
-    async def revoke_session(request: Request) -> Response:
+    async def revoke_session(self, request: Request) -> Response:
         principal = request_principal(request)
         session_id = path_uuid(request, "session_id", missing="No such session.")
-        await service.revoke_session(principal.user_id, session_id)
+        await self.sessions.revoke_device(principal.user_id, session_id)
         response = Response(status_code=204)
-        return clear_cookie(response) if session_id == principal.session_id else response
+        return self._clear_cookie(response) if session_id == principal.session_id else response
 
     @describe(
         summary="A new token pair bound to another membership",
@@ -238,14 +317,16 @@ def auth_routes(kit: TenantKit, prefix: str = "/auth") -> list[BaseRoute]:
         tags=["auth"],
     )
     @requires_auth()
-    async def switch_tenant(request: Request) -> Response:
+    async def switch_tenant(self, request: Request) -> Response:
         principal = request_principal(request)
-        body = await parse_body(request, SwitchTenantIn, max_depth=depth)
-        tenant = await kit.directory.find(body.tenant)
+        body = await parse_body(request, SwitchTenantIn, max_depth=self.depth)
+        tenant = await self.directory.find(body.tenant)
         if tenant is None:
             raise TenantNotFoundError("Unknown tenant.")
-        ip, agent = client(request)
-        return pair_response(await service.switch_tenant(principal, tenant, ip=ip, user_agent=agent))
+        ip, agent = _client(request)
+        return self._pair_response(
+            await self.sessions.switch_tenant(principal, tenant, ip=ip, user_agent=agent)
+        )
 
     @describe(
         summary="Join the inviting tenant",
@@ -253,16 +334,16 @@ def auth_routes(kit: TenantKit, prefix: str = "/auth") -> list[BaseRoute]:
         response=MembershipOut,
         responses={
             403: "Invitation issued to another email.",
-            404: "Unknown, expired or used invitation.",
+            404: "Unknown, expired, revoked or used invitation.",
             409: "Already a member.",
         },
         tags=["auth"],
     )
     @requires_auth()
-    async def accept_invitation(request: Request) -> Response:
+    async def accept_invitation(self, request: Request) -> Response:
         principal = request_principal(request)
-        body = await parse_body(request, AcceptInvitationIn, max_depth=depth)
-        tenant, role = await service.accept_invitation(principal.user_id, body.invite_token)
+        body = await parse_body(request, AcceptInvitationIn, max_depth=self.depth)
+        tenant, role = await self.tenancy.accept_invitation(principal.user_id, body.invite_token)
         return JSONResponse(
             {"tenant": _tenant_json(tenant), "user_id": str(principal.user_id), "role": role}, 200
         )
@@ -271,13 +352,15 @@ def auth_routes(kit: TenantKit, prefix: str = "/auth") -> list[BaseRoute]:
         summary="Change the password (other sessions end)",
         body=PasswordChangeIn,
         status=204,
-        responses={401: "Wrong current password."},
+        responses={401: "Wrong current password.", 423: "Locked after repeated failures."},
         tags=["auth"],
     )
     @requires_auth()
-    async def change_password(request: Request) -> Response:
-        body = await parse_body(request, PasswordChangeIn, max_depth=depth)
-        await service.change_password(request_principal(request), body.current_password, body.new_password)
+    async def change_password(self, request: Request) -> Response:
+        body = await parse_body(request, PasswordChangeIn, max_depth=self.depth)
+        await self.accounts.change_password(
+            request_principal(request), body.current_password, body.new_password, ip=request.state.client_ip
+        )
         return Response(status_code=204)
 
     @describe(
@@ -288,10 +371,10 @@ def auth_routes(kit: TenantKit, prefix: str = "/auth") -> list[BaseRoute]:
         tags=["auth"],
         public=True,
     )
-    async def password_reset(request: Request) -> Response:
-        body = await parse_body(request, PasswordResetIn, max_depth=depth)
-        await per_account(body.email, "password-reset")
-        kit.spawn(service.request_password_reset(body.email))
+    async def password_reset(self, request: Request) -> Response:
+        body = await parse_body(request, PasswordResetIn, max_depth=self.depth)
+        await self._per_account(body.email, "password-reset")
+        self.background.spawn(self.accounts.request_password_reset(body.email))
         return JSONResponse({"detail": "If the account exists, a reset message is on its way."}, 202)
 
     @describe(
@@ -302,9 +385,9 @@ def auth_routes(kit: TenantKit, prefix: str = "/auth") -> list[BaseRoute]:
         tags=["auth"],
         public=True,
     )
-    async def password_reset_confirm(request: Request) -> Response:
-        body = await parse_body(request, PasswordResetConfirmIn, max_depth=depth)
-        await service.confirm_password_reset(body.token, body.new_password)
+    async def password_reset_confirm(self, request: Request) -> Response:
+        body = await parse_body(request, PasswordResetConfirmIn, max_depth=self.depth)
+        await self.accounts.confirm_password_reset(body.token, body.new_password)
         return Response(status_code=204)
 
     @describe(
@@ -314,31 +397,8 @@ def auth_routes(kit: TenantKit, prefix: str = "/auth") -> list[BaseRoute]:
         tags=["keys"],
         public=True,
     )
-    async def jwks(request: Request) -> Response:
-        document = kit.keys.jwks()
+    async def jwks(self, request: Request) -> Response:
+        document = self.keys.jwks()
         if document is None:
             raise NotFoundError("No public keys: tokens are signed with a shared secret.")
         return JSONResponse(document, headers={"Cache-Control": "public, max-age=300"})
-
-    p = prefix
-    return [
-        Route(f"{p}/register", register, methods=["POST"], name="auth:register"),
-        Route(f"{p}/login", login, methods=["POST"], name="auth:login"),
-        Route(f"{p}/refresh", refresh, methods=["POST"], name="auth:refresh"),
-        Route(f"{p}/logout", logout, methods=["POST"], name="auth:logout"),
-        Route(f"{p}/logout-all", logout_all, methods=["POST"], name="auth:logout-all"),
-        Route(f"{p}/me", me, methods=["GET"], name="auth:me"),
-        Route(f"{p}/sessions", sessions, methods=["GET"], name="auth:sessions"),
-        Route(f"{p}/sessions/{{session_id}}", revoke_session, methods=["DELETE"], name="auth:revoke-session"),
-        Route(f"{p}/switch-tenant", switch_tenant, methods=["POST"], name="auth:switch-tenant"),
-        Route(f"{p}/invitations/accept", accept_invitation, methods=["POST"], name="auth:accept-invitation"),
-        Route(f"{p}/password", change_password, methods=["POST"], name="auth:password"),
-        Route(f"{p}/password-reset", password_reset, methods=["POST"], name="auth:password-reset"),
-        Route(
-            f"{p}/password-reset/confirm",
-            password_reset_confirm,
-            methods=["POST"],
-            name="auth:password-reset-confirm",
-        ),
-        Route("/.well-known/jwks.json", jwks, methods=["GET"], name="jwks"),
-    ]

@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from tenantkit.auth.passwords import MAX_PASSWORD_BYTES
-from tenantkit.normalize import normalize_email
+from tenantkit.normalize import Email
 
 __all__ = [
     "AcceptInvitationIn",
@@ -39,7 +39,6 @@ def _any_password(value: str) -> str:
     return value
 
 
-Email = Annotated[str, Field(max_length=320), AfterValidator(normalize_email)]
 NewPassword = Annotated[str, AfterValidator(_new_password)]
 Password = Annotated[str, AfterValidator(_any_password)]
 Token = Annotated[str, Field(min_length=1, max_length=512)]

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
     from tenantkit.context import Principal, TenantRef
-    from tenantkit.kit import TenantKit
 
 # --------------------------------------------------------------------------- #
 # Start-up
@@ -24,11 +23,11 @@ if TYPE_CHECKING:
 
 
 @hookspec
-def tenantkit_configure(kit: TenantKit) -> None:
+def tenantkit_configure(kit: Any) -> None:
     """Called once when a ``TenantKit`` is built, after its plugins are registered.
 
     Args:
-        kit: The kit being built; read ``kit.settings``, keep references.
+        kit: The ``TenantKit`` being built; read ``kit.settings``, keep references.
     """
 
 
@@ -42,7 +41,7 @@ def tenantkit_register_permissions() -> list[tuple[str, str]] | None:
 
 
 @hookspec
-def tenantkit_register_tasks(kit: TenantKit) -> None:
+def tenantkit_register_tasks(kit: Any) -> None:
     """Register background tasks with ``@kit.jobs.task(name=...)``.
 
     Called once while the kit is built, after its own tasks are registered.

@@ -17,6 +17,7 @@ __all__ = [
     "DISABLE_AUTOLOAD_ENV",
     "ENTRY_POINT_GROUP",
     "PROJECT_NAME",
+    "PluginManager",
     "call_event",
     "create_plugin_manager",
     "hookimpl",
@@ -29,6 +30,40 @@ DISABLE_AUTOLOAD_ENV = "TENANTKIT_DISABLE_PLUGIN_AUTOLOAD"
 logger = logging.getLogger("tenantkit.plugins")
 
 
+def is_event_hook(name: str) -> bool:
+    """Event hooks (``tenantkit_on_*``) report what happened and may be ``async def``; others may not."""
+    return name.startswith("tenantkit_on_")
+
+
+class PluginManager(pluggy.PluginManager):
+    """pluggy's manager, refusing ``async def`` implementations of synchronous hooks.
+
+    pluggy does not await: an async implementation of a hook whose result
+    tenantkit uses at once (claims, tenant resolution, authorization...) would
+    return a coroutine that is silently dropped, or win every ``firstresult``
+    call. Such a plugin fails loudly at registration instead.
+    """
+
+    def register(self, plugin: object, name: str | None = None) -> str | None:
+        registered = super().register(plugin, name)
+        for caller in self.get_hookcallers(plugin) or ():
+            if is_event_hook(caller.name):
+                continue
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin and _is_async(impl.function):
+                    self.unregister(plugin)
+                    raise pluggy.PluginValidationError(
+                        plugin,
+                        f"{impl.plugin_name}: {caller.name} is synchronous (its result is used at once); "
+                        "implement it with 'def', not 'async def'",
+                    )
+        return registered
+
+
+def _is_async(function: Any) -> bool:
+    return inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)
+
+
 def create_plugin_manager(
     plugins: Iterable[object] = (), *, autoload: bool | None = None
 ) -> pluggy.PluginManager:
@@ -39,7 +74,7 @@ def create_plugin_manager(
         autoload: Load the ``tenantkit`` entry-point group. Defaults to true
             unless ``TENANTKIT_DISABLE_PLUGIN_AUTOLOAD`` is set.
     """
-    manager = pluggy.PluginManager(PROJECT_NAME)
+    manager = PluginManager(PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
     if autoload is None:
         autoload = not os.environ.get(DISABLE_AUTOLOAD_ENV)

@@ -19,6 +19,7 @@ from starlette.requests import HTTPConnection, Request
 
 from tenantkit.context import Principal, TenantRef
 from tenantkit.errors import AuthenticationError, PermissionDeniedError, TenantRequiredError
+from tenantkit.rbac.access import Access
 
 __all__ = [
     "authorize",
@@ -58,6 +59,12 @@ def request_tenant(conn: HTTPConnection) -> TenantRef:
     return tenant
 
 
+def _access(conn: HTTPConnection) -> Access:
+    access: Access | None = conn.scope.get("state", {}).get("access")
+    assert access is not None, "tenantkit's AuthenticationMiddleware must be installed (it publishes Access)"
+    return access
+
+
 async def current_permissions(conn: HTTPConnection) -> tuple[Principal, TenantRef, str, frozenset[str]]:
     """Principal, tenant, live role and permissions of the caller (cached per request)."""
     state = conn.scope.setdefault("state", {})
@@ -66,12 +73,13 @@ async def current_permissions(conn: HTTPConnection) -> tuple[Principal, TenantRe
         return cached  # type: ignore[no-any-return]
     principal = request_principal(conn)
     tenant = request_tenant(conn)
-    kit = conn.app.state.tenantkit
     claims = principal.claims
-    role = await kit.directory.role_of(claims.get("tid") or tenant.id, claims.get("sub") or principal.user_id)
-    if role is None:
+    granted = await _access(conn).grants(
+        claims.get("tid") or tenant.id, claims.get("sub") or principal.user_id
+    )
+    if granted is None:
         raise PermissionDeniedError("You are not a member of this tenant.")
-    permissions = await kit.roles.permissions(tenant.id, role)
+    role, permissions = granted
     result = (principal, tenant, role, permissions)
     state["tenantkit_permissions"] = result
     return result
@@ -162,7 +170,6 @@ async def authorize(request: Request, permission: str, resource: Any) -> None:
     principal, _, role, granted = await current_permissions(request)
     if principal.role != role:  # policies judge the live role, not the one the token was issued with
         principal = dataclasses.replace(principal, role=role)
-    kit = request.app.state.tenantkit
-    verdict = kit.hook.tenantkit_authorize(principal=principal, permission=permission, resource=resource)
+    verdict = _access(request).policy(principal, permission, resource)
     if verdict is False or (verdict is None and permission not in granted):
         raise PermissionDeniedError("You do not have permission to do this.")

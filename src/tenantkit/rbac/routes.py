@@ -109,7 +109,7 @@ def admin_routes(kit: TenantKit) -> list[BaseRoute]:
         principal, tenant, _, granted = await current_permissions(request)
         body = await parse_body(request, InvitationIn, max_depth=depth)
         ensure_within(granted, await grantable(tenant, body.role))
-        invitation, token = await kit.auth.create_invitation(
+        invitation, token = await kit.tenancy.create_invitation(
             tenant, email=body.email, role=body.role, invited_by=principal.user_id
         )
         return JSONResponse(
@@ -184,7 +184,7 @@ def admin_routes(kit: TenantKit) -> list[BaseRoute]:
             if row is not None:
                 await session.delete(row)
         await kit.directory.membership_changed(tenant.id, user_id)
-        await kit.auth.end_tenant_sessions(user_id, tenant.id, reason="membership_removed")
+        await kit.sessions.end_member_sessions(user_id, tenant.id, reason="membership_removed")
         await kit.emit(
             "on_membership_changed",
             tenant_id=str(tenant.id),

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tenantkit.auth.schemas import Email
+from tenantkit.normalize import Email
 
 __all__ = ["InvitationIn", "RoleChangeIn", "RoleIn", "RolePatchIn", "TenantPatchIn"]
 

@@ -6,7 +6,7 @@ usable on their own.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 from starlette.middleware import Middleware
 
@@ -23,9 +23,7 @@ from tenantkit.security.ratelimit import (
     limit_headers,
     rate_key,
 )
-
-if TYPE_CHECKING:
-    from tenantkit.kit import TenantKit
+from tenantkit.settings import Settings
 
 __all__ = [
     "CORS_EXPOSE_HEADERS",
@@ -49,9 +47,11 @@ __all__ = [
 ]
 
 
-def security_middleware(kit: TenantKit) -> list[Middleware]:
-    """Headers, trusted hosts, CORS and the body-size limit, outermost first, from ``kit.settings``."""
-    settings = kit.settings
+def security_middleware(settings: Settings, *, body_limit_exempt: Sequence[str] = ()) -> list[Middleware]:
+    """Headers, trusted hosts, CORS and the body-size limit, outermost first, from ``settings``.
+
+    ``body_limit_exempt``: path prefixes that check their own size (signed local uploads).
+    """
     stack = [Middleware(SecurityHeadersMiddleware, hsts=not settings.is_development)]
     if settings.allowed_hosts and "*" not in settings.allowed_hosts:
         stack.append(Middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts))
@@ -63,22 +63,21 @@ def security_middleware(kit: TenantKit) -> list[Middleware]:
                 allow_headers=("Authorization", "Content-Type", settings.tenant_header, "X-Request-ID"),
             )
         )
-    from tenantkit.files import LocalStorage
-
-    # Local uploads check their signed, declared size themselves.
-    exempt = [kit.storage.base_url_path] if isinstance(kit.storage, LocalStorage) else []
     stack.append(
-        Middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes, exempt_prefixes=exempt)
+        Middleware(
+            BodySizeLimitMiddleware,
+            max_body_bytes=settings.max_body_bytes,
+            exempt_prefixes=list(body_limit_exempt),
+        )
     )
     return stack
 
 
-def rate_limit_middleware(kit: TenantKit) -> Middleware:
-    """The rate-limit middleware with the kit's limiter and budgets (install it after authentication)."""
-    settings = kit.settings
+def rate_limit_middleware(settings: Settings, limiter: RateLimiter) -> Middleware:
+    """The rate-limit middleware with ``limiter`` and the budgets (install it after authentication)."""
     return Middleware(
         RateLimitMiddleware,
-        limiter=kit.rate_limiter,
+        limiter=limiter,
         auth=settings.rate_limit_auth,
         api=settings.rate_limit_api,
         tenant=settings.rate_limit_tenant,

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tenantkit.context import _tenant
 from tenantkit.errors import ProblemError, TenantForbiddenError, TenantNotFoundError
+from tenantkit.tenancy.directory import TenantDirectory
 from tenantkit.tenancy.resolvers import TenantResolver
-
-if TYPE_CHECKING:
-    from tenantkit.kit import TenantKit
 
 __all__ = ["TenantMiddleware"]
 
@@ -26,9 +22,9 @@ class TenantMiddleware:
     first, and a public route that needs the tenant raises it.
     """
 
-    def __init__(self, app: ASGIApp, *, kit: TenantKit, resolvers: list[TenantResolver]) -> None:
+    def __init__(self, app: ASGIApp, *, directory: TenantDirectory, resolvers: list[TenantResolver]) -> None:
         self.app = app
-        self.kit = kit
+        self.directory = directory
         self.resolvers = resolvers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -45,7 +41,7 @@ class TenantMiddleware:
         state["tenant"] = None
         if identifier is not None:
             try:
-                tenant = await self.kit.directory.find(identifier)
+                tenant = await self.directory.find(identifier)
                 if tenant is None:
                     raise TenantNotFoundError("Unknown tenant.")
                 if principal is not None and tenant.id != principal.tenant_id:

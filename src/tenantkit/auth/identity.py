@@ -1,0 +1,51 @@
+"""The request's identity: turn the credential a request carries into a :class:`Principal`.
+
+One place decides who is calling. Today the credential is a bearer access
+token (signature, claims and the session's revocation); API keys and
+impersonation tokens plug in here as further credential kinds.
+"""
+
+from __future__ import annotations
+
+from tenantkit.auth.revocation import RevocationList
+from tenantkit.auth.tokens import AccessTokens
+from tenantkit.context import Principal
+from tenantkit.errors import InvalidTokenError
+
+__all__ = ["Authenticator", "bearer_token"]
+
+
+def bearer_token(authorization: str) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header value, or 401."""
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip(" \t")  # optional whitespace only; anything else stays and fails
+    if scheme.lower() != "bearer" or not token:
+        raise InvalidTokenError("Use 'Authorization: Bearer <access token>'.")
+    return token
+
+
+class Authenticator:
+    """Verifies credentials.
+
+    Args:
+        tokens: Verifies access tokens (with a bounded cache of tokens already seen).
+        revocations: Says whether a token's session has ended.
+    """
+
+    def __init__(self, tokens: AccessTokens, revocations: RevocationList) -> None:
+        self.tokens = tokens
+        self.revocations = revocations
+
+    async def authenticate(self, authorization: str) -> Principal:
+        """The principal behind an ``Authorization`` header value.
+
+        Raises:
+            InvalidTokenError: malformed, forged, expired, or its session ended (401).
+            ServiceUnavailableError: revocation cannot be checked and the settings fail closed (503).
+        """
+        token = bearer_token(authorization)
+        principal = self.tokens.verify(token)
+        if await self.revocations.is_revoked(principal.claims.get("sid") or principal.session_id):
+            self.tokens.forget(token)
+            raise InvalidTokenError("The session has ended.")
+        return principal

@@ -1,0 +1,473 @@
+"""Sessions: sign-in, refresh rotation with reuse detection, sign-out, devices, tenant switch.
+
+A session is one device's refresh-token family. Signing in checks the
+password under the account lockout and starts a session bound to one
+membership; every refresh spends its token and mints the successor in one
+race-free rotation (:mod:`tenantkit.auth.rotation`); presenting a spent token
+outside the grace window revokes the whole family.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantkit.auth import refresh as rt
+from tenantkit.auth.lockout import Lockout
+from tenantkit.auth.passwords import PasswordHasher
+from tenantkit.auth.revocation import RevocationList
+from tenantkit.auth.rotation import MINT, SPEND, as_utc
+from tenantkit.auth.tokens import AccessTokens
+from tenantkit.context import Principal, TenantRef
+from tenantkit.db import fastpath
+from tenantkit.db.base import utcnow
+from tenantkit.db.engine import Database
+from tenantkit.db.models import AuthSession, Membership, RefreshToken, Tenant, User
+from tenantkit.errors import (
+    AccountLockedError,
+    AuthenticationError,
+    ExpiredTokenError,
+    InvalidTokenError,
+    NotFoundError,
+    PermissionDeniedError,
+    TenantForbiddenError,
+    TenantNotFoundError,
+    TokenReuseError,
+)
+from tenantkit.events import Events
+from tenantkit.observability.metrics import Metrics
+from tenantkit.settings import Settings
+
+__all__ = ["GENERIC_LOGIN_FAILURE", "Sessions", "TokenPair"]
+
+logger = logging.getLogger("tenantkit.auth")
+
+GENERIC_LOGIN_FAILURE = "Invalid email or password."
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    """What a login, refresh or tenant switch returns."""
+
+    access_token: str
+    expires_in: int
+    refresh_token: str
+    session_id: uuid.UUID
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "access_token": self.access_token,
+            "token_type": "bearer",
+            "expires_in": self.expires_in,
+            "refresh_token": self.refresh_token,
+        }
+
+
+class Sessions:
+    """Sign-in and the life of a session. Methods raise :mod:`tenantkit.errors` exceptions.
+
+    Args:
+        settings: Lifetimes, grace window, idle timeout.
+        database: Where sessions and refresh tokens live.
+        hasher: Checks passwords off the event loop.
+        tokens: Issues access tokens.
+        lockout: Per-account failure counting.
+        revocations: Makes an ended session's access tokens fail at once, everywhere.
+        events: Hooks and audit rows.
+        metrics: Login, lockout and reuse counters.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        database: Database,
+        hasher: PasswordHasher,
+        tokens: AccessTokens,
+        lockout: Lockout,
+        revocations: RevocationList,
+        events: Events,
+        metrics: Metrics,
+    ) -> None:
+        self.settings = settings
+        self.db = database
+        self.hasher = hasher
+        self.tokens = tokens
+        self.lockout = lockout
+        self.revocations = revocations
+        self.events = events
+        self.metrics = metrics
+
+    # ------------------------------------------------------------------ #
+    # Password checks shared with accounts (one lockout for every check)
+    # ------------------------------------------------------------------ #
+
+    async def check_password(self, email: str, password: str, *, ip: str | None, reason: str) -> User:
+        """Verify ``password`` for ``email`` under the lockout; the user, or 401/423.
+
+        Every password check (sign-in, password change, re-authentication) goes
+        through here, so all of them count toward the same lock. Failures are
+        recorded in the platform's security log, never in a tenant's, and the
+        record does not tell whether the email has an account.
+        """
+        try:
+            attempt = await self.lockout.begin(email)
+        except AccountLockedError:
+            await self.events.emit("on_login_failed", email=email, reason="locked", ip=ip)
+            raise
+        async with self.db.session() as session:
+            user = await session.scalar(select(User).where(User.email == email))
+        stored = user.password_hash if user is not None and user.is_active else None
+        if await self.hasher.verify(password, stored):
+            assert user is not None
+            await self.lockout.succeeded(email)
+            return user
+        locked = await self.lockout.failed(email, attempt)
+        self.metrics.login_failures.inc()
+        await self.events.emit("on_login_failed", email=email, reason="invalid_credentials", ip=ip)
+        self.events.security(f"{reason}.failed", ip=ip)
+        if locked:
+            self.metrics.lockouts.inc()
+            until = utcnow().timestamp() + self.lockout.seconds
+            await self.events.emit("on_lockout", email=email, until=until, ip=ip)
+            self.events.security("login.locked", ip=ip)
+        raise AuthenticationError(GENERIC_LOGIN_FAILURE)
+
+    # ------------------------------------------------------------------ #
+    # Sign-in
+    # ------------------------------------------------------------------ #
+
+    async def login(
+        self, *, email: str, password: str, tenant: TenantRef | None, ip: str | None, user_agent: str
+    ) -> TokenPair:
+        """Check credentials (with lockout) and start a session in a tenant."""
+        user = await self.check_password(email, password, ip=ip, reason="login")
+        async with self.db.session() as session, session.begin():
+            found = await session.get(User, user.id)
+            assert found is not None
+            user = found
+            if self.hasher.needs_rehash(user.password_hash):
+                user.password_hash = await self.hasher.hash(password)
+            membership = await self._pick_membership(session, user.id, tenant)
+            if membership is None:
+                await self.events.emit("on_login_failed", email=email, reason="not_member", ip=ip)
+                raise PermissionDeniedError("You are not a member of this tenant.")
+            target = await _load_tenant(session, membership.tenant_id)
+            if target.status != "active":
+                raise TenantForbiddenError("This tenant is suspended.")
+            membership.last_used_at = utcnow()
+            user.last_login_at = utcnow()
+            pair = await self._start_session(
+                session, user.id, membership.tenant_id, membership.role, ip, user_agent
+            )
+        self.metrics.logins.inc()
+        await self.events.emit(
+            "on_login", user_id=str(user.id), tenant_id=str(target.id), session_id=str(pair.session_id), ip=ip
+        )
+        self.events.audit("login.succeeded", tenant_id=target.id, actor_id=user.id, ip=ip)
+        return pair
+
+    async def switch_tenant(
+        self, principal: Principal, tenant: TenantRef, *, ip: str | None, user_agent: str
+    ) -> TokenPair:
+        """Start a session bound to another of the user's memberships."""
+        if tenant.status != "active":
+            raise TenantForbiddenError("This tenant is suspended.")
+        async with self.db.session() as session, session.begin():
+            membership = await session.get(Membership, (tenant.id, principal.user_id))
+            if membership is None:
+                raise PermissionDeniedError("You are not a member of this tenant.")
+            membership.last_used_at = utcnow()
+            pair = await self._start_session(
+                session, principal.user_id, tenant.id, membership.role, ip, user_agent
+            )
+        self.events.audit("tenant.switched", tenant_id=tenant.id, actor_id=principal.user_id, ip=ip)
+        return pair
+
+    async def _pick_membership(
+        self, session: AsyncSession, user_id: uuid.UUID, tenant: TenantRef | None
+    ) -> Membership | None:
+        query = select(Membership).where(Membership.user_id == user_id)
+        if tenant is not None:
+            query = query.where(Membership.tenant_id == tenant.id)
+        query = query.order_by(Membership.last_used_at.desc()).limit(1)
+        return await session.scalar(query)
+
+    def _claims(self, user_id: uuid.UUID, tenant_id: uuid.UUID, role: str) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        for result in self.events.hook.tenantkit_access_token_claims(
+            user_id=str(user_id), tenant_id=str(tenant_id), role=role
+        ):
+            if isinstance(result, dict):
+                extra.update(result)
+        return extra
+
+    async def _start_session(
+        self,
+        session: AsyncSession,
+        user_id: uuid.UUID,
+        tenant_id: uuid.UUID,
+        role: str,
+        ip: str | None,
+        user_agent: str,
+    ) -> TokenPair:
+        now = utcnow()
+        auth_session = AuthSession(
+            user_id=user_id,
+            tenant_id=tenant_id,
+            user_agent=user_agent[:512],
+            ip=ip,
+            created_at=now,
+            last_used_at=now,
+            expires_at=now + timedelta(seconds=self.settings.session_absolute_lifetime),
+        )
+        session.add(auth_session)
+        await session.flush()
+        token = rt.new_refresh_token()
+        session.add(
+            RefreshToken(
+                session_id=auth_session.id,
+                digest=rt.digest(token),
+                created_at=now,
+                expires_at=min(
+                    now + timedelta(seconds=self.settings.refresh_token_ttl), auth_session.expires_at
+                ),
+            )
+        )
+        access, expires_in = self.tokens.issue(
+            user_id=user_id,
+            tenant_id=tenant_id,
+            session_id=auth_session.id,
+            role=role,
+            extra_claims=self._claims(user_id, tenant_id, role),
+        )
+        await session.flush()
+        return TokenPair(access, expires_in, token, auth_session.id)
+
+    # ------------------------------------------------------------------ #
+    # Refresh rotation
+    # ------------------------------------------------------------------ #
+
+    async def refresh(self, token: str, *, ip: str | None) -> TokenPair:
+        """Rotate ``token``: spend it and return its successor (race-free).
+
+        Raises:
+            InvalidTokenError: unknown, expired, or its session ended.
+            TokenReuseError: a spent token outside the grace window; the session is revoked.
+        """
+        if not rt.looks_like_refresh_token(token):
+            raise InvalidTokenError("Invalid refresh token.")
+        digest = rt.digest(token)
+        now = utcnow()
+        successor = rt.new_refresh_token()
+        successor_id = uuid.uuid4()
+        async with fastpath.transaction(self.db) as run:
+            row = await run.fetchrow(
+                SPEND,
+                {
+                    "b_digest": digest,
+                    "b_now": now,
+                    "b_idle_since": now - timedelta(seconds=self.settings.session_idle_timeout),
+                    "b_successor_id": successor_id,
+                },
+            )
+            if row is not None:
+                session_id, user_id, tenant_id, session_expires, role_name = row
+                access, expires_in = self.tokens.issue(
+                    user_id=user_id,
+                    tenant_id=tenant_id,
+                    session_id=session_id,
+                    role=role_name,
+                    extra_claims=self._claims(user_id, tenant_id, role_name),
+                )
+                sealed = None
+                if self.settings.refresh_grace_seconds:
+                    pair = {"rt": successor, "at": access, "exp": now.timestamp() + expires_in}
+                    sealed = rt.seal(token, json.dumps(pair))
+                await run.execute(
+                    MINT,
+                    {
+                        "id": successor_id,
+                        "session_id": session_id,
+                        "digest": rt.digest(successor),
+                        "created_at": now,
+                        "expires_at": min(
+                            now + timedelta(seconds=self.settings.refresh_token_ttl), session_expires
+                        ),
+                        "sealed_pair": sealed,
+                    },
+                )
+                return TokenPair(access, expires_in, successor, session_id)
+        return await self._refresh_rejected(token, digest, now, ip)
+
+    async def _refresh_rejected(self, token: str, digest: bytes, now: datetime, ip: str | None) -> TokenPair:
+        """Classify a refresh that did not rotate: duplicate in grace, reuse, or an ended session."""
+        async with self.db.session() as session:
+            row = await session.scalar(select(RefreshToken).where(RefreshToken.digest == digest))
+            if row is None:
+                raise InvalidTokenError("Invalid refresh token.")
+            auth_session = await session.get(AuthSession, row.session_id)
+            successor = await session.get(RefreshToken, row.successor_id) if row.successor_id else None
+            tenant = await session.get(Tenant, auth_session.tenant_id) if auth_session else None
+        assert auth_session is not None
+        if auth_session.revoked_at is not None:
+            await self._reuse_detected(auth_session, "revoked", ip, revoke=False)
+            raise InvalidTokenError("The session has ended.")
+        if row.spent_at is None:
+            idle = timedelta(seconds=self.settings.session_idle_timeout)
+            if row.expires_at <= now or auth_session.expires_at <= now or row.created_at + idle <= now:
+                await self._reuse_detected(auth_session, "expired", ip, revoke=False)
+                raise ExpiredTokenError("The refresh token expired.")
+            if tenant is None or tenant.status != "active":
+                raise TenantForbiddenError("This tenant is suspended.")
+            raise InvalidTokenError("The session has ended.")
+        grace = self.settings.refresh_grace_seconds
+        sealed = successor.sealed_pair if successor is not None else None
+        if grace and sealed and (now - row.spent_at).total_seconds() <= grace:
+            opened = rt.open_box(token, sealed)
+            if opened is not None:
+                pair = json.loads(opened)
+                expires_in = int(pair["exp"] - now.timestamp())
+                if expires_in > 0:
+                    return TokenPair(pair["at"], expires_in, pair["rt"], auth_session.id)
+        await self._reuse_detected(auth_session, "spent", ip, revoke=True)
+        raise TokenReuseError("This refresh token was already used; the session has been revoked.")
+
+    async def _reuse_detected(
+        self, auth_session: AuthSession, classification: str, ip: str | None, *, revoke: bool
+    ) -> None:
+        if revoke:
+            await self.revoke([auth_session.id], reason="token_reuse", user_id=auth_session.user_id)
+            self.metrics.token_reuse.inc()
+            logger.warning(
+                "refresh token reuse detected; session revoked",
+                extra={"session_id": str(auth_session.id), "classification": classification},
+            )
+        await self.events.emit(
+            "on_token_reuse",
+            user_id=str(auth_session.user_id),
+            session_id=str(auth_session.id),
+            classification=classification,
+            ip=ip,
+        )
+        self.events.audit(
+            "token.reuse",
+            tenant_id=auth_session.tenant_id,
+            actor_id=auth_session.user_id,
+            ip=ip,
+            target=str(auth_session.id),
+            data={"classification": classification, "revoked": revoke},
+        )
+
+    # ------------------------------------------------------------------ #
+    # Ending sessions
+    # ------------------------------------------------------------------ #
+
+    async def revoke(self, session_ids: list[uuid.UUID], *, reason: str, user_id: uuid.UUID | None) -> None:
+        """End sessions at once: refused on the next request on every instance.
+
+        The database row is the truth (it survives restarts and the loss of
+        Redis data); the revocation marks are its caches, set first so no
+        request slips through while the row is written.
+        """
+        if not session_ids:
+            return
+        await self.revocations.revoke(*session_ids)
+        async with self.db.session() as session, session.begin():
+            await session.execute(
+                update(AuthSession)
+                .where(AuthSession.id.in_(session_ids), AuthSession.revoked_at.is_(None))
+                .values(revoked_at=utcnow(), revoked_reason=reason)
+                .execution_options(synchronize_session=False)
+            )
+        if user_id is not None:
+            await self.events.emit(
+                "on_logout", user_id=str(user_id), session_ids=[str(s) for s in session_ids], reason=reason
+            )
+
+    async def live_session_ids(
+        self, user_id: uuid.UUID, *, tenant_id: uuid.UUID | None = None, exclude: uuid.UUID | None = None
+    ) -> list[uuid.UUID]:
+        """Ids of the user's sessions that have not been revoked (optionally in one tenant)."""
+        async with self.db.session() as session:
+            query = select(AuthSession.id).where(
+                AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)
+            )
+            if tenant_id is not None:
+                query = query.where(AuthSession.tenant_id == tenant_id)
+            if exclude is not None:
+                query = query.where(AuthSession.id != exclude)
+            return list((await session.scalars(query)).all())
+
+    async def logout(self, principal: Principal) -> None:
+        """End the caller's session."""
+        await self.revoke([principal.session_id], reason="logout", user_id=principal.user_id)
+        self.events.audit("logout", tenant_id=principal.tenant_id, actor_id=principal.user_id)
+
+    async def logout_all(self, user_id: uuid.UUID, *, reason: str = "logout_all") -> None:
+        """End every session of a user."""
+        await self.revoke(await self.live_session_ids(user_id), reason=reason, user_id=user_id)
+
+    async def end_others(self, principal: Principal, *, reason: str) -> None:
+        """End every session of the caller but the current one."""
+        others = await self.live_session_ids(principal.user_id, exclude=principal.session_id)
+        await self.revoke(others, reason=reason, user_id=principal.user_id)
+
+    async def end_member_sessions(self, user_id: uuid.UUID, tenant_id: uuid.UUID, *, reason: str) -> None:
+        """End a user's sessions bound to one tenant (their membership there ended)."""
+        ids = await self.live_session_ids(user_id, tenant_id=tenant_id)
+        await self.revoke(ids, reason=reason, user_id=user_id)
+
+    async def list(self, user_id: uuid.UUID) -> list[AuthSession]:
+        """The user's active sessions, most recently used first.
+
+        ``last_used_at`` is the creation time of the session's newest refresh
+        token (each refresh creates one), so rotation writes nothing else.
+        """
+        now = utcnow()
+        idle = timedelta(seconds=self.settings.session_idle_timeout)
+        newest = func.max(RefreshToken.created_at).label("newest")
+        async with self.db.session() as session:
+            rows = await session.execute(
+                select(AuthSession, newest)
+                .join(RefreshToken, RefreshToken.session_id == AuthSession.id)
+                .where(
+                    AuthSession.user_id == user_id,
+                    AuthSession.revoked_at.is_(None),
+                    AuthSession.expires_at > now,
+                )
+                .group_by(AuthSession.id)
+            )
+            result = []
+            for auth_session, last in rows.all():
+                last_used = as_utc(last, self.db.engine.dialect) or auth_session.created_at
+                if last_used + idle > now:
+                    auth_session.last_used_at = last_used
+                    result.append(auth_session)
+        return sorted(result, key=lambda s: s.last_used_at, reverse=True)
+
+    async def revoke_device(self, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
+        """Sign one of the user's devices out (404 when it is not theirs)."""
+        async with self.db.session() as session:
+            owner = await session.scalar(
+                select(AuthSession.user_id).where(
+                    AuthSession.id == session_id, AuthSession.revoked_at.is_(None)
+                )
+            )
+        if owner != user_id:
+            raise NotFoundError("No such session.")
+        await self.revoke([session_id], reason="revoked", user_id=user_id)
+
+
+async def _load_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> Tenant:
+    tenant = await session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise TenantNotFoundError("Unknown tenant.")
+    return tenant

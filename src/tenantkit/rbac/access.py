@@ -1,0 +1,53 @@
+"""``Access``: the caller's live role and permissions in a tenant, and resource policies.
+
+The permission guards find it in ``scope["state"]["access"]``, where the
+authentication middleware publishes it; nothing reaches for the kit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Protocol
+
+import pluggy
+
+from tenantkit.context import Principal
+from tenantkit.rbac.roles import RoleBook
+
+__all__ = ["Access", "MembershipLookup"]
+
+
+class MembershipLookup(Protocol):
+    """Reads a member's current role (``TenantDirectory`` in the kit, cached in process)."""
+
+    async def role_of(self, tenant_id: uuid.UUID | str, user_id: uuid.UUID | str) -> str | None:
+        """The role of ``user_id`` in ``tenant_id``, or ``None`` when not a member."""
+
+
+class Access:
+    """Answers "what may this caller do here?".
+
+    Args:
+        memberships: Reads the live role (so a role change counts on the next request).
+        roles: Expands a role into permission codes.
+        hook: The plugin hooks (``tenantkit_authorize`` decides resource policies).
+    """
+
+    def __init__(self, memberships: MembershipLookup, roles: RoleBook, hook: pluggy.HookRelay) -> None:
+        self.memberships = memberships
+        self.roles = roles
+        self.hook = hook
+
+    async def grants(self, tenant_id: uuid.UUID, user_id: uuid.UUID) -> tuple[str, frozenset[str]] | None:
+        """The live role and permissions of ``user_id`` in ``tenant_id``, or ``None`` for a non-member."""
+        role = await self.memberships.role_of(tenant_id, user_id)
+        if role is None:
+            return None
+        return role, await self.roles.permissions(tenant_id, role)
+
+    def policy(self, principal: Principal, permission: str, resource: Any) -> bool | None:
+        """What the plugins' ``tenantkit_authorize`` say (``None``: no opinion, the role decides)."""
+        verdict: bool | None = self.hook.tenantkit_authorize(
+            principal=principal, permission=permission, resource=resource
+        )
+        return verdict
