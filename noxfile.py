@@ -27,6 +27,7 @@ def lint(session: nox.Session) -> None:
     install(session, "test")
     session.run("ruff", "check", "src", "tests", "examples")
     session.run("ruff", "format", "--check", "src", "tests", "examples")
+    session.run("lint-imports")
 
 
 @nox.session
