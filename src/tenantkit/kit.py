@@ -15,14 +15,12 @@ import pluggy
 from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
 from tenantkit.auth.keys import KeySet
 from tenantkit.auth.lockout import Lockout
-from tenantkit.auth.middleware import AuthenticationMiddleware
+from tenantkit.auth.middleware import DEFAULT_OPTIONAL_PATHS, AuthenticationMiddleware
 from tenantkit.auth.passwords import PasswordHasher
 from tenantkit.auth.revocation import RevocationList
 from tenantkit.auth.service import AuthService
@@ -36,7 +34,7 @@ from tenantkit.health import health_endpoint
 from tenantkit.http import problem_exception_handlers
 from tenantkit.mail import LogMailer, Mail, Mailer, SMTPMailer
 from tenantkit.observability.logging import configure_logging
-from tenantkit.observability.metrics import CONTENT_TYPE_LATEST, Metrics
+from tenantkit.observability.metrics import Metrics, metrics_endpoint
 from tenantkit.observability.middleware import RequestContextMiddleware
 from tenantkit.openapi import describe
 from tenantkit.plugins.manager import call_event, create_plugin_manager
@@ -196,7 +194,10 @@ class TenantKit:
                 RequestContextMiddleware, trusted_proxies=settings.trusted_proxies, metrics=self.metrics
             ),
             *security_middleware(self),
-            Middleware(AuthenticationMiddleware, kit=self),
+            # /metrics checks its own bearer token (TENANTKIT_METRICS_TOKEN), not a JWT
+            Middleware(
+                AuthenticationMiddleware, kit=self, optional_paths=(*DEFAULT_OPTIONAL_PATHS, "/metrics")
+            ),
             rate_limit_middleware(self),
             Middleware(TenantMiddleware, kit=self, resolvers=resolvers),
         ]
@@ -213,7 +214,7 @@ class TenantKit:
         files = local_file_routes(self.storage) if isinstance(self.storage, LocalStorage) else []
         return [
             Route("/health", health_endpoint(self), methods=["GET"], name="health"),
-            Route("/metrics", self._metrics_endpoint, methods=["GET"], name="metrics"),
+            Route("/metrics", self._metrics_endpoint(), methods=["GET"], name="metrics"),
             *auth_routes(self),
             *admin_routes(self),
             *audit_routes(self),
@@ -226,9 +227,15 @@ class TenantKit:
         """Handlers rendering every error as problem+json."""
         return problem_exception_handlers()
 
-    @describe(summary="Prometheus metrics", media_type="text/plain", tags=["platform"], public=True)
-    async def _metrics_endpoint(self, request: Request) -> Response:
-        return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    def _metrics_endpoint(self) -> Any:
+        endpoint = metrics_endpoint(self.metrics, self.settings.metrics_token)
+        return describe(
+            summary="Prometheus metrics",
+            media_type="text/plain",
+            responses={401: "TENANTKIT_METRICS_TOKEN is set and the bearer token is missing or wrong."},
+            tags=["platform"],
+            public=True,
+        )(endpoint)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: ASGIApp | None = None) -> AsyncIterator[None]:
