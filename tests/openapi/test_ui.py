@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import html
 import re
-from html.parser import HTMLParser
 from collections.abc import AsyncIterator, Callable
+from html.parser import HTMLParser
 from urllib.parse import quote
 
 import httpx
