@@ -12,7 +12,10 @@ from inventory_app.cli import seeds_demo
 from inventory_app.seed import DEMO_PASSWORD, demo_logins
 from tenantkit import Settings
 from tests.conftest import SECRET
-from tests.example.test_cli import LOGIN, run, served  # noqa: F401  (served runs the real CLI)
+from tests.example import test_cli
+from tests.example.test_cli import LOGIN, run
+
+served = test_cli.served  # the real `inventory-app serve`, here with this module's `env`
 
 
 @pytest.fixture
