@@ -43,14 +43,25 @@ def print_logins(logins: Sequence[DemoLogin]) -> None:
         print(f"  {login.brand:<8} {login.role:<6} {login.email}  password: {login.password}", flush=True)
 
 
+def seeds_demo(settings: Settings) -> bool:
+    """Whether ``serve`` adds the demo accounts by itself.
+
+    Only in development (``TENANTKIT_ENV=development``) on the embedded
+    default database: demo logins with a published password never appear in
+    production, whatever database it uses. ``inventory-app seed`` adds them
+    anywhere, on purpose.
+    """
+    return settings.is_development and settings.database_url is None
+
+
 def serve(host: str, port: int, *, run_migrations: bool) -> None:
-    """Migrate, seed the embedded default's empty database, and serve."""
+    """Migrate, seed the embedded default's empty database in development, and serve."""
     import uvicorn
 
     settings = Settings.load()
     if run_migrations:
         asyncio.run(migrate(create_kit(settings)))
-    if settings.database_url is None:  # the embedded default: a ready-to-try demo
+    if seeds_demo(settings):  # a ready-to-try demo
         logins = asyncio.run(run_seed(settings, only_if_empty=True))
         if logins:
             print_logins(logins)

@@ -12,8 +12,6 @@ from typing import Any
 import pluggy
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
@@ -22,7 +20,7 @@ from tenantkit.auth.accounts import Accounts
 from tenantkit.auth.identity import Authenticator
 from tenantkit.auth.keys import KeySet
 from tenantkit.auth.lockout import Lockout
-from tenantkit.auth.middleware import AuthenticationMiddleware
+from tenantkit.auth.middleware import DEFAULT_OPTIONAL_PATHS, AuthenticationMiddleware
 from tenantkit.auth.passwords import PasswordHasher
 from tenantkit.auth.revocation import RevocationList
 from tenantkit.auth.routes import AuthRoutes
@@ -36,7 +34,7 @@ from tenantkit.health import health_endpoint
 from tenantkit.http import problem_exception_handlers
 from tenantkit.mail import Mail, Mailer, Outbox, mailer_from_settings
 from tenantkit.observability.logging import configure_logging
-from tenantkit.observability.metrics import CONTENT_TYPE_LATEST, Metrics
+from tenantkit.observability.metrics import Metrics, metrics_endpoint
 from tenantkit.observability.middleware import RequestContextMiddleware
 from tenantkit.openapi import describe
 from tenantkit.plugins.manager import create_plugin_manager
@@ -219,7 +217,13 @@ class TenantKit:
                 RequestContextMiddleware, trusted_proxies=settings.trusted_proxies, metrics=self.metrics
             ),
             *security_middleware(settings, body_limit_exempt=self._self_limited_paths()),
-            Middleware(AuthenticationMiddleware, authenticator=self.authenticator, access=self.access),
+            # /metrics checks its own bearer token (TENANTKIT_METRICS_TOKEN), not a JWT
+            Middleware(
+                AuthenticationMiddleware,
+                authenticator=self.authenticator,
+                access=self.access,
+                optional_paths=(*DEFAULT_OPTIONAL_PATHS, "/metrics"),
+            ),
             rate_limit_middleware(settings, self.rate_limiter),
             Middleware(TenantMiddleware, directory=self.directory, resolvers=resolvers),
         ]
@@ -244,7 +248,7 @@ class TenantKit:
         files = local_file_routes(self.storage) if isinstance(self.storage, LocalStorage) else []
         return [
             Route("/health", health_endpoint(self), methods=["GET"], name="health"),
-            Route("/metrics", self._metrics_endpoint, methods=["GET"], name="metrics"),
+            Route("/metrics", self._metrics_endpoint(), methods=["GET"], name="metrics"),
             *auth.routes(),
             *admin_routes(self),
             *AuditRoutes(self.audit_log).routes(),
@@ -263,9 +267,15 @@ class TenantKit:
         """Handlers rendering every error as problem+json."""
         return problem_exception_handlers()
 
-    @describe(summary="Prometheus metrics", media_type="text/plain", tags=["platform"], public=True)
-    async def _metrics_endpoint(self, request: Request) -> Response:
-        return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    def _metrics_endpoint(self) -> Any:
+        endpoint = metrics_endpoint(self.metrics, self.settings.metrics_token)
+        return describe(
+            summary="Prometheus metrics",
+            media_type="text/plain",
+            responses={401: "TENANTKIT_METRICS_TOKEN is set and the bearer token is missing or wrong."},
+            tags=["platform"],
+            public=True,
+        )(endpoint)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: ASGIApp | None = None) -> AsyncIterator[None]:

@@ -44,6 +44,10 @@ class RateLimit(pydantic.BaseModel):
         return cls(limit=int(match.group(1)), period=multiplier * _PERIODS[match.group(3)])
 
     def __str__(self) -> str:
+        """The rate as :meth:`parse` reads it back: ``20/minute``, or ``5/10second`` for odd periods."""
+        for unit, seconds in reversed(_PERIODS.items()):
+            if self.period == seconds:
+                return f"{self.limit}/{unit}"
         return f"{self.limit}/{self.period}second"
 
 
@@ -115,6 +119,7 @@ class Settings(BaseSettings):
     cors_origins: CommaList = Field(default_factory=list)
     allowed_hosts: CommaList = Field(default_factory=lambda: ["*"])
     csrf_trusted_origins: CommaList = Field(default_factory=list)
+    metrics_token: SecretStr | None = None
 
     # Webhooks, jobs, mail, files
     webhook_allow_hosts: CommaList = Field(default_factory=list)
@@ -219,6 +224,13 @@ class Settings(BaseSettings):
     def _check_previous(cls, value: list[SecretStr]) -> list[SecretStr]:
         if any(len(old.get_secret_value().encode()) < MIN_SECRET_BYTES for old in value):
             raise ValueError(f"each must be at least {MIN_SECRET_BYTES} bytes")
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _check_metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes")
         return value
 
     @field_validator("s3_bucket")

@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from tenantkit import Settings
+from tenantkit.settings import RateLimit
 
 PAGE = Path(__file__).parents[2] / "docs" / "concepts" / "settings.md"
 START, END = "<!-- settings:start -->", "<!-- settings:end -->"
@@ -25,8 +26,8 @@ def _default(name: str) -> str:
         return "(secret)"
     if isinstance(value, list):
         return ",".join(str(v) for v in value) or "empty"
-    if hasattr(value, "limit") and hasattr(value, "period"):
-        return f"{value.limit}/{value.period}s"
+    if isinstance(value, RateLimit):
+        return str(value)  # written the way TENANTKIT_RATE_LIMIT_* accepts it
     return str(value)
 
 

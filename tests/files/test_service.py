@@ -57,11 +57,15 @@ async def test_upload_round_trips_through_presigned_urls(
     if files_backend.kind == "local":
         assert download.headers["x-content-type-options"] == "nosniff"
 
+    # What was verified is served from a fresh key that no upload URL names.
+    assert completed.key != file.key
+    assert completed.key.startswith(f"t/{tenant.id}/")
+    assert await files_backend.storage.head(file.key) is None
     assert recorder.events == [
         {
             "id": str(file.id),
             "tenant_id": str(tenant.id),
-            "key": file.key,
+            "key": completed.key,
             "filename": "logo.png",
             "content_type": "image/png",
             "size": len(PNG),
@@ -168,12 +172,12 @@ async def test_public_files_get_a_stable_url(
     with tenant_context(tenant):
         file, upload = await service.create_upload("banner.png", "image/png", len(PNG), "public")
         assert (await files_backend.upload(upload, PNG)).is_success
-        await service.complete(file.id)
+        completed = await service.complete(file.id)
         described = await service.describe(file.id)
         again = await service.describe(file.id)
     assert "download_url" not in described
     assert described["url"] == again["url"]
-    assert file.key in described["url"] or files_backend.kind == "local"
+    assert completed.key in described["url"] or files_backend.kind == "local"
     if files_backend.kind == "local":
         response = await files_backend.http.get(described["url"])
         assert response.status_code == 200

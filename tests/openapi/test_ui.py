@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import AsyncIterator, Callable
+from html.parser import HTMLParser
+from urllib.parse import quote
 
 import httpx
 import pytest
 
-from tenantkit import TenantKit
+from tenantkit import Settings, TenantKit
 from tests.helpers import assert_problem, serve
 
 
@@ -87,3 +90,92 @@ async def test_without_the_option_nothing_is_mounted(kit_factory: Callable[..., 
     async with serve(kit.build_app()) as http:
         assert (await http.get("/openapi.json")).status_code == 404
         assert (await http.get("/api-docs")).status_code == 404
+
+
+HOSTILE_SLUGS = [
+    '"><script>alert(1)<\\script>',
+    "x\"><meta http-equiv=refresh content='0;url=https:evil.example'>",
+    "'><img src=x onerror=alert(1)>",
+    "a b&c<d>e",
+    "https:evil.example",
+]
+PAGE_TAGS = [
+    "html",
+    "head",
+    "meta",
+    "meta",
+    "title",
+    "link",
+    "link",
+    "link",
+    "body",
+    "div",
+    "script",
+    "script",
+]
+
+
+class Tags(HTMLParser):
+    """Every start tag of a page with its attributes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def parse(page: str) -> list[tuple[str, dict[str, str | None]]]:
+    parser = Tags()
+    parser.feed(page)
+    return parser.tags
+
+
+@pytest.fixture
+async def path_client(
+    kit_factory: Callable[..., TenantKit], settings_factory: Callable[..., Settings]
+) -> AsyncIterator[httpx.AsyncClient]:
+    kit = kit_factory(settings_factory(tenant_resolvers="path,header,token"))
+    async with serve(kit.build_app(openapi={"title": "Docs", "version": "1"})) as http:
+        yield http
+
+
+@pytest.mark.parametrize("slug", HOSTILE_SLUGS)
+async def test_the_tenant_slug_is_never_reflected_unescaped(
+    path_client: httpx.AsyncClient, slug: str
+) -> None:
+    response = await path_client.get(f"/t/{quote(slug, safe='')}/api-docs")
+    assert response.status_code == 200, response.text
+    page = response.text
+    tags = parse(page)
+    assert [tag for tag, _ in tags] == PAGE_TAGS  # the slug added no element
+    assert not any("http-equiv" in attrs for _, attrs in tags)
+    assert not any(name.startswith("on") for _, attrs in tags for name in attrs)
+    assert slug not in page and slug not in html.unescape(page)
+    urls = [
+        value
+        for _, attrs in tags
+        for name, value in attrs.items()
+        if name in ("src", "href", "data-openapi-url") and value is not None
+    ]
+    assert len(urls) >= 5
+    for url in urls:
+        assert url.startswith("/t/") and not url.startswith("//"), url
+        assert not re.search(r"[\"'<>\s\\]", url), url
+        assert httpx.URL(f"https://api.example.com{url}").host == "api.example.com"
+    # The encoded URLs still lead to this tenant's assets and document.
+    for url in urls:
+        if url.endswith((".css", ".json")):
+            assert (await path_client.get(url)).status_code == 200, url
+
+
+async def test_a_scheme_relative_path_is_no_off_site_url(path_client: httpx.AsyncClient) -> None:
+    for path in ("/t//evil.example/api-docs", "/t/%2F%2Fevil.example/api-docs", "//evil.example/api-docs"):
+        response = await path_client.get(path)
+        assert response.status_code in (200, 404), path
+        assert "location" not in response.headers, path
+        for _, attrs in parse(response.text):
+            for name in ("src", "href", "data-openapi-url"):
+                url = attrs.get(name)
+                assert url is None or (url.startswith("/") and not url.startswith("//")), (path, url)

@@ -254,6 +254,26 @@ class LocalStorage:
         finally:
             await asyncio.to_thread(handle.close)
 
+    async def copy(self, source: str, destination: str) -> bool:
+        """Copy an object's bytes and type to a new key (atomically, never over an existing object).
+
+        Raises:
+            ConflictError: an object already exists at ``destination`` (409).
+        """
+        info = await self.head(source)
+        if info is None:
+            return False
+        try:
+            await self.write(
+                destination,
+                self.read(source),
+                size=info.size,
+                content_type=info.content_type or "application/octet-stream",
+            )
+        except FileNotFoundError:  # deleted between head and read
+            return False
+        return True
+
     def _delete_sync(self, key: str) -> None:
         path = self.path_for(key)
         path.unlink(missing_ok=True)

@@ -254,6 +254,24 @@ class S3Storage:
             async for chunk in body.iter_chunks(chunk_size):
                 yield chunk
 
+    async def copy(self, source: str, destination: str) -> bool:
+        """Server-side ``CopyObject`` (one version of ``source``, metadata and type kept)."""
+        validate_key(source)
+        validate_key(destination)
+        client = await self._get_client()
+        try:
+            await client.copy_object(
+                Bucket=self.bucket,
+                Key=destination,
+                CopySource={"Bucket": self.bucket, "Key": source},
+                MetadataDirective="COPY",
+            )
+        except ClientError as exc:
+            if _error_code(exc) in _MISSING:
+                return False
+            raise
+        return True
+
     async def delete(self, key: str) -> None:
         """Delete the object (no error if missing)."""
         validate_key(key)

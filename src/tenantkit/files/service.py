@@ -223,6 +223,11 @@ class FileService:
     async def complete(self, file_id: uuid.UUID) -> FileObject:
         """Verify the uploaded object, checksum it and mark the file ``processed``.
 
+        The object is first copied on the storage side to a fresh key that no
+        upload URL or form names; that copy is what is verified, checksummed
+        and served, and the upload's own object is deleted. Whatever is sent
+        to the upload URL afterwards never changes what the file serves.
+
         Idempotent: completing a processed file returns it unchanged, and
         ``on_uploaded`` runs once per file (by the call that marks it processed).
 
@@ -238,18 +243,36 @@ class FileService:
         if file.status == "rejected":
             raise ConflictError("The upload was rejected.")
         if file.status == "pending":
-            info = await self.storage.head(file.key)
-            if info is None:
+            final = new_key(file.tenant_id)
+            if not await self.storage.copy(file.key, final):
                 raise ConflictError("Upload not found: send the file to the upload URL first.")
-            if info.size != file.size:
-                await self._reject(file, "pending", "size differs from the declared size")
-            if (info.content_type or "").strip().lower() != file.content_type:
-                await self._reject(file, "pending", "content type differs from the declared type")
-            head = await self.storage.read_prefix(file.key, SNIFF_BYTES)
-            if not matches_signature(file.content_type, head):
-                await self._reject(file, "pending", "content does not match the declared type")
-            await self._transition(file.id, "pending", status="uploaded", uploaded_at=utcnow())
+            reason = await self._mismatch(file, final)
+            if reason is not None:
+                await self._delete_quietly(final, file)
+                await self._reject(file, "pending", reason)
+            if await self._transition(file.id, "pending", status="uploaded", key=final, uploaded_at=utcnow()):
+                await self._delete_quietly(file.key, file)  # the upload's object: nothing reads it now
+            else:
+                await self._delete_quietly(final, file)  # a concurrent call completed it first
         return await self._process(file.id)
+
+    async def _mismatch(self, file: FileObject, key: str) -> str | None:
+        """Why the object at ``key`` is not what ``file`` declared, or ``None`` if it is."""
+        info = await self.storage.head(key)
+        if info is None or info.size != file.size:
+            return "size differs from the declared size"
+        if (info.content_type or "").strip().lower() != file.content_type:
+            return "content type differs from the declared type"
+        head = await self.storage.read_prefix(key, SNIFF_BYTES)
+        if not matches_signature(file.content_type, head):
+            return "content does not match the declared type"
+        return None
+
+    async def _delete_quietly(self, key: str, file: FileObject) -> None:
+        try:
+            await self.storage.delete(key)
+        except Exception:
+            logger.exception("could not delete an upload's object", extra={"file_id": str(file.id)})
 
     async def _process(self, file_id: uuid.UUID) -> FileObject:
         file = await self.get(file_id)

@@ -128,6 +128,18 @@ class Storage(Protocol):
         """Stream the whole object in chunks (for checksums and processing jobs)."""
         ...
 
+    async def copy(self, source: str, destination: str) -> bool:
+        """Copy ``source`` to a new object ``destination`` on the storage side.
+
+        The copy is one consistent snapshot of ``source``: later writes to
+        ``source`` never change it. ``FileService.complete`` verifies and
+        serves the copy, at a key no upload URL or form names.
+
+        Returns:
+            ``False`` if ``source`` does not exist.
+        """
+        ...
+
     async def delete(self, key: str) -> None:
         """Delete an object; deleting a missing object is not an error."""
         ...

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tenantkit.observability.logging import JSONFormatter, configure_logging
-from tenantkit.observability.metrics import Metrics
+from tenantkit.observability.metrics import Metrics, metrics_endpoint
 from tenantkit.observability.middleware import RequestContextMiddleware
 
-__all__ = ["JSONFormatter", "Metrics", "RequestContextMiddleware", "configure_logging"]
+__all__ = ["JSONFormatter", "Metrics", "RequestContextMiddleware", "configure_logging", "metrics_endpoint"]

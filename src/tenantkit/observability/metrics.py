@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import hmac
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
+from pydantic import SecretStr
+from starlette.requests import Request
+from starlette.responses import Response
 
-__all__ = ["CONTENT_TYPE_LATEST", "JOB_OUTCOMES", "Metrics", "PoolCollector"]
+from tenantkit.errors import AuthenticationError
+
+__all__ = ["CONTENT_TYPE_LATEST", "JOB_OUTCOMES", "Metrics", "PoolCollector", "metrics_endpoint"]
 
 #: The ``outcome`` values of ``tenantkit_jobs_total``.
 JOB_OUTCOMES = ("queued", "succeeded", "failed", "dead_lettered")
@@ -100,3 +106,35 @@ class Metrics:
     def render(self) -> bytes:
         """The registry in Prometheus text format."""
         return generate_latest(self.registry)
+
+
+MetricsEndpoint = Callable[[Request], Awaitable[Response]]
+
+
+def metrics_endpoint(metrics: Metrics, token: SecretStr | str | None = None) -> MetricsEndpoint:
+    """The ``GET /metrics`` endpoint: ``metrics`` in Prometheus text format.
+
+    With ``token`` (``TENANTKIT_METRICS_TOKEN``), a scrape must send
+    ``Authorization: Bearer <token>``; the comparison runs in constant time
+    and anything else is answered ``401`` problem+json with
+    ``WWW-Authenticate: Bearer``. Without it the endpoint is open: restrict
+    it at the proxy or network instead.
+
+    Args:
+        metrics: The registry to render.
+        token: The scraper's bearer token, or ``None`` for an open endpoint.
+    """
+    secret = token.get_secret_value() if isinstance(token, SecretStr) else token
+    expected = f"Bearer {secret}".encode() if secret else None
+
+    async def endpoint(request: Request) -> Response:
+        if expected is not None:
+            given = request.headers.get("authorization", "").strip().encode("latin-1")
+            scheme, _, value = given.partition(b" ")
+            presented = b"Bearer " + value.strip() if scheme.lower() == b"bearer" else b""
+            if not hmac.compare_digest(presented, expected):
+                raise AuthenticationError("Send 'Authorization: Bearer <metrics token>' to read the metrics.")
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    endpoint.__name__ = endpoint.__qualname__ = "metrics"
+    return endpoint

@@ -3,7 +3,9 @@
 The UI's files come from the ``swagger-ui-bundle`` package and are served by
 the app itself (no CDN). The page has no inline script: a small initializer
 file reads the document URL from a ``data-`` attribute, so a policy of
-``script-src 'self'`` is enough.
+``script-src 'self'`` is enough. Nothing from the request reaches the page
+unescaped: the root path (which carries the tenant slug under ``/t/{slug}/``)
+is percent-encoded into its URLs and every attribute is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
@@ -67,8 +70,20 @@ def swagger_ui_directory() -> Path:
     return Path(swagger_ui_bundle.swagger_ui_path)
 
 
+def _url_path(root_path: str, path: str) -> str:
+    """``root_path + path`` as a same-origin absolute path, safe in any URL and HTML attribute.
+
+    ``root_path`` may carry request input (the tenant slug of ``/t/{slug}/``):
+    every character but ``/`` and the unreserved ones is percent-encoded, and
+    leading slashes collapse to one so the result never becomes a
+    scheme-relative (``//host``) URL.
+    """
+    quoted = quote(f"{root_path}{path}", safe="/")
+    return "/" + quoted.lstrip("/")
+
+
 def _page(title: str, root: str, docs_path: str, spec_url: str) -> str:
-    assets = f"{root}{docs_path}/assets"
+    assets = html.escape(_url_path(root, f"{docs_path}/assets"), quote=True)
     name = html.escape(title)
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -152,8 +167,8 @@ def openapi_routes(
 
     @describe(summary="Swagger UI", tags=["docs"], public=True, media_type="text/html")
     async def swagger_ui(request: Request) -> Response:
-        root = request.scope.get("root_path", "")
-        page = _page(title, root, docs_path, f"{root}{docs_path}/openapi-3.0.json")
+        root = str(request.scope.get("root_path", ""))
+        page = _page(title, root, docs_path, _url_path(root, f"{docs_path}/openapi-3.0.json"))
         return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 
     async def asset(request: Request) -> Response:
