@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Annotated
 
 from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, Field
 
-__all__ = ["normalize_email", "normalize_slug", "slugify"]
+__all__ = ["Email", "normalize_email", "normalize_slug", "slugify"]
 
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -39,3 +41,7 @@ def slugify(name: str) -> str:
     text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
     text = re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:63].strip("-")
     return text or "tenant"
+
+
+#: An email address field of a request body: validated and normalised (lower case).
+Email = Annotated[str, Field(max_length=320), AfterValidator(normalize_email)]
