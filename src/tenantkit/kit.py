@@ -160,6 +160,20 @@ class TenantKit:
             flush_ms=s.audit_flush_ms,
             max_buffer=s.audit_buffer_max,
         )
+        from tenantkit.events import Events
+        from tenantkit.tenancy.service import TenancyService
+
+        self.events = Events(self.hook, self.audit_log, self.spawn)
+        self.tenancy = TenancyService(
+            database=self.database,
+            directory=self.directory,
+            roles=self.roles,
+            events=self.events,
+            sessions=self.auth,
+            send_mail=self.send_mail,
+            invitation_ttl=s.invitation_ttl,
+            reserved_slugs=[s.tenant_path_prefix.strip("/").split("/")[0]],
+        )
         self.jobs = JobRunner(self)
         self.hook.tenantkit_register_tasks(kit=self)
         #: Background loops (webhook delivery) run in process on the embedded default;
@@ -208,14 +222,22 @@ class TenantKit:
         from tenantkit.auth.routes import auth_routes
         from tenantkit.files import LocalStorage, local_file_routes
         from tenantkit.jobs import job_routes
-        from tenantkit.rbac.routes import admin_routes
+        from tenantkit.rbac.routes import RoleRoutes
+        from tenantkit.tenancy.platform import PlatformRoutes
+        from tenantkit.tenancy.routes import MemberRoutes
+
+        depth = self.settings.max_json_depth
 
         files = local_file_routes(self.storage) if isinstance(self.storage, LocalStorage) else []
         return [
             Route("/health", health_endpoint(self), methods=["GET"], name="health"),
             Route("/metrics", self._metrics_endpoint, methods=["GET"], name="metrics"),
             *auth_routes(self),
-            *admin_routes(self),
+            *MemberRoutes(self.tenancy, max_json_depth=depth).routes(),
+            *RoleRoutes(
+                self.roles, self.permissions, self.database, self.events, max_json_depth=depth
+            ).routes(),
+            *PlatformRoutes(self.tenancy, self.events, max_json_depth=depth).routes(),
             *audit_routes(self),
             *job_routes(self),
             *files,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
@@ -15,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantkit.auth import refresh as rt
-from tenantkit.context import Principal, TenantRef
+from tenantkit.context import Principal, TenantRef, tenant_context
 from tenantkit.db import fastpath
 from tenantkit.db.base import UTCDateTime, utcnow
 from tenantkit.db.models import (
@@ -40,8 +41,6 @@ from tenantkit.errors import (
     TokenReuseError,
 )
 from tenantkit.mail import Mail
-from tenantkit.normalize import slugify
-from tenantkit.tenancy.directory import tenant_ref
 
 if TYPE_CHECKING:
     from tenantkit.kit import TenantKit
@@ -50,7 +49,6 @@ __all__ = ["AuthService", "TokenPair"]
 
 logger = logging.getLogger("tenantkit.auth")
 
-INVITE_PREFIX = "tki_"
 RESET_PREFIX = "tkp_"
 GENERIC_LOGIN_FAILURE = "Invalid email or password."
 
@@ -71,21 +69,6 @@ class TokenPair:
             "expires_in": self.expires_in,
             "refresh_token": self.refresh_token,
         }
-
-
-def _invite_token(tenant_id: uuid.UUID) -> str:
-    return f"{INVITE_PREFIX}{tenant_id.hex}_{secrets.token_urlsafe(32)}"
-
-
-def invitation_tenant(token: str) -> uuid.UUID | None:
-    """The tenant an invitation token belongs to (parsed, not trusted), or ``None``."""
-    if not token.startswith(INVITE_PREFIX):
-        return None
-    tenant_hex, _, secret = token[len(INVITE_PREFIX) :].partition("_")
-    try:
-        return uuid.UUID(hex=tenant_hex) if len(secret) >= 32 else None
-    except ValueError:
-        return None
 
 
 def _session_fact(expression: str, type_: Any) -> Any:
@@ -186,142 +169,53 @@ class AuthService:
         tenant: TenantRef | None = None,
         invite_token: str | None = None,
     ) -> tuple[User, TenantRef, str]:
-        """Create an account and its first membership.
+        """Create an account and its first membership (the membership rules are the tenancy service's).
 
         With ``tenant_name`` a new tenant is created and the user becomes its
         ADMIN; with ``invite_token`` the user joins the inviting tenant with the
         invited role; with ``tenant`` alone the user joins it as USER when it
         allows open sign-up.
         """
+        tenancy = self.kit.tenancy
         async with self.db.session() as session:
             if await session.scalar(select(User.id).where(User.email == email)) is not None:
                 raise ConflictError("An account with this email already exists.")
         password_hash = await self.hasher.hash(password)
+        scope = tenancy.sign_up_scope(tenant=tenant, invite_token=invite_token)
         try:
-            async with self.db.session() as session, session.begin():
-                user = User(email=email, password_hash=password_hash)
-                session.add(user)
-                if invite_token is not None:
-                    target, role = await self._consume_invitation(session, invite_token, email, tenant)
-                elif tenant_name is not None:
-                    target, role = await self._create_tenant(session, tenant_name), "ADMIN"
-                else:
-                    assert tenant is not None
-                    target = await self._load_tenant(session, tenant.id)
-                    if not target.open_signup:
-                        raise PermissionDeniedError("This tenant does not allow open sign-up.")
-                    role = "USER"
-                if target.status != "active":
-                    raise TenantForbiddenError("This tenant is suspended.")
-                await session.flush()
-                session.add(Membership(tenant_id=target.id, user_id=user.id, role=role))
-                ref = tenant_ref(target)
+            with contextlib.nullcontext() if scope is None else tenant_context(scope):
+                async with self.db.transaction() as uow:
+                    user = User(email=email, password_hash=password_hash)
+                    uow.session.add(user)
+                    await uow.session.flush()
+                    ref, role = await tenancy.sign_up(
+                        uow, user.id, email, tenant_name=tenant_name, tenant=tenant, invite_token=invite_token
+                    )
         except IntegrityError:
             raise ConflictError("An account with this email already exists.") from None
-        if tenant_name is not None:
-            await self.kit.emit("on_tenant_created", tenant=ref, owner_id=str(user.id))
-        await self.kit.directory.membership_changed(ref.id, user.id)
         await self.kit.emit(
             "on_register", user_id=str(user.id), email=email, tenant_id=str(ref.id), role=role
         )
         self.kit.audit("user.registered", tenant_id=ref.id, actor_id=user.id, data={"role": role})
         return user, ref, role
 
-    async def _create_tenant(self, session: AsyncSession, name: str) -> Tenant:
-        base = slugify(name)
-        slug = base
-        while await session.scalar(select(Tenant.id).where(Tenant.slug == slug)) is not None:
-            slug = f"{base[:56]}-{secrets.token_hex(3)}"
-        tenant = Tenant(name=name, slug=slug)
-        session.add(tenant)
-        await session.flush()
-        return tenant
+    async def create_invitation(
+        self, tenant: TenantRef, *, email: str, role: str, invited_by: uuid.UUID | None
+    ) -> tuple[Invitation, str]:
+        """Create a single-use invitation and mail its token (see ``TenancyService.invite``)."""
+        return await self.kit.tenancy.invite(
+            tenant, email=email, role=role, inviter_id=invited_by, inviter_permissions=None
+        )
+
+    async def accept_invitation(self, user_id: uuid.UUID, token: str) -> tuple[TenantRef, str]:
+        """An existing user joins the inviting tenant with the invited role."""
+        return await self.kit.tenancy.accept_invitation(user_id, token)
 
     async def _load_tenant(self, session: AsyncSession, tenant_id: uuid.UUID) -> Tenant:
         tenant = await session.get(Tenant, tenant_id)
         if tenant is None:
             raise TenantNotFoundError("Unknown tenant.")
         return tenant
-
-    async def _consume_invitation(
-        self, session: AsyncSession, token: str, email: str, expected: TenantRef | None
-    ) -> tuple[Tenant, str]:
-        tenant_id = invitation_tenant(token)
-        if tenant_id is None or (expected is not None and expected.id != tenant_id):
-            raise NotFoundError("Unknown, expired or used invitation.")
-        invitation = await session.scalar(
-            select(Invitation)
-            .where(Invitation.tenant_id == tenant_id, Invitation.digest == rt.digest(token))
-            .with_for_update()
-        )
-        if invitation is None or invitation.accepted_at is not None or invitation.expires_at <= utcnow():
-            raise NotFoundError("Unknown, expired or used invitation.")
-        if invitation.email != email:
-            raise PermissionDeniedError("This invitation was issued to another email address.")
-        claimed = await session.execute(
-            update(Invitation)
-            .where(
-                Invitation.tenant_id == tenant_id,
-                Invitation.id == invitation.id,
-                Invitation.accepted_at.is_(None),
-            )
-            .values(accepted_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
-            raise NotFoundError("Unknown, expired or used invitation.")
-        return await self._load_tenant(session, tenant_id), invitation.role
-
-    async def create_invitation(
-        self, tenant: TenantRef, *, email: str, role: str, invited_by: uuid.UUID | None
-    ) -> tuple[Invitation, str]:
-        """Create a single-use invitation and mail its token; returns it and the token."""
-        token = _invite_token(tenant.id)
-        async with self.db.session() as session, session.begin():
-            invitation = Invitation(
-                tenant_id=tenant.id,
-                email=email,
-                role=role,
-                digest=rt.digest(token),
-                invited_by=invited_by,
-                expires_at=utcnow() + timedelta(seconds=self.settings.invitation_ttl),
-            )
-            session.add(invitation)
-        await self.kit.send_mail(
-            Mail(
-                to=email,
-                subject=f"You are invited to {tenant.name or tenant.slug}",
-                body=(
-                    f"You have been invited to join {tenant.name or tenant.slug} as {role}.\n"
-                    f"Invitation token: {token}\n"
-                    f"It expires at {invitation.expires_at.isoformat()} and works once."
-                ),
-                kind="invitation",
-            )
-        )
-        self.kit.audit(
-            "invitation.created", tenant_id=tenant.id, actor_id=invited_by, target=email, data={"role": role}
-        )
-        return invitation, token
-
-    async def accept_invitation(self, user_id: uuid.UUID, token: str) -> tuple[TenantRef, str]:
-        """An existing user joins the inviting tenant with the invited role."""
-        async with self.db.session() as session, session.begin():
-            user = await session.get(User, user_id)
-            if user is None:
-                raise AuthenticationError("Unknown user.")
-            tenant, role = await self._consume_invitation(session, token, user.email, None)
-            existing = await session.get(Membership, (tenant.id, user_id))
-            if existing is not None:
-                raise ConflictError("You are already a member of this tenant.")
-            session.add(Membership(tenant_id=tenant.id, user_id=user_id, role=role))
-            ref = tenant_ref(tenant)
-        await self.kit.directory.membership_changed(ref.id, user_id)
-        await self.kit.emit(
-            "on_membership_changed", tenant_id=str(ref.id), user_id=str(user_id), role=role, actor_id=None
-        )
-        self.kit.audit("membership.joined", tenant_id=ref.id, actor_id=user_id, data={"role": role})
-        return ref, role
 
     # ------------------------------------------------------------------ #
     # Login, refresh, sessions
@@ -610,8 +504,8 @@ class AuthService:
         """End every session of a user."""
         await self.revoke_sessions(await self._live_session_ids(user_id), reason=reason, user_id=user_id)
 
-    async def end_tenant_sessions(self, user_id: uuid.UUID, tenant_id: uuid.UUID, *, reason: str) -> None:
-        """End a user's sessions bound to one tenant (membership removed)."""
+    async def end_member_sessions(self, user_id: uuid.UUID, tenant_id: uuid.UUID, *, reason: str) -> None:
+        """End a user's sessions bound to one tenant (membership removed): a ``SessionEnder``."""
         ids = await self._live_session_ids(user_id, tenant_id=tenant_id)
         await self.revoke_sessions(ids, reason=reason, user_id=user_id)
 
