@@ -151,6 +151,7 @@ class TenancyCore:
 
     def _tenant_created(self, uow: UnitOfWork, ref: TenantRef, owner_id: uuid.UUID | None, via: str) -> None:
         async def effects() -> None:
+            await self.directory.tenant_changed(ref.id, ref.slug)  # forget a cached "no such slug"
             await self.events.emit(
                 "on_tenant_created", tenant=ref, owner_id=str(owner_id) if owner_id else None
             )
