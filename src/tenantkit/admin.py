@@ -1,68 +1,73 @@
-"""Operator tasks behind the ``tenantkit`` command: tenants, users, platform operators."""
+"""Operator tasks behind the ``tenantkit`` command: tenants, users, platform operators.
+
+Tenants and memberships go through :class:`tenantkit.tenancy.service.TenancyService`
+(hooks and audit rows included), like every other path that changes them.
+"""
 
 from __future__ import annotations
 
 import uuid
+from typing import Protocol
 
 from sqlalchemy import select
 
+from tenantkit.auth.passwords import PasswordHasher
 from tenantkit.context import TenantRef
-from tenantkit.db.models import Membership, Tenant, User
-from tenantkit.errors import ConflictError
-from tenantkit.kit import TenantKit
-from tenantkit.normalize import normalize_email, normalize_slug
+from tenantkit.db.engine import Database
+from tenantkit.db.models import User
+from tenantkit.events import Events
+from tenantkit.normalize import normalize_email
 from tenantkit.rbac.roles import SUPER_ADMIN
-from tenantkit.tenancy.directory import tenant_ref
+from tenantkit.tenancy.directory import TenantDirectory
+from tenantkit.tenancy.service import PLATFORM_SLUG, TenancyService
 
-__all__ = ["PLATFORM_SLUG", "create_superadmin", "create_tenant", "create_user"]
+__all__ = ["PLATFORM_SLUG", "Platform", "create_superadmin", "create_tenant", "create_user"]
 
-PLATFORM_SLUG = "platform"
+
+class Platform(Protocol):
+    """What operator tasks use (a ``TenantKit`` provides it)."""
+
+    @property
+    def database(self) -> Database: ...
+    @property
+    def passwords(self) -> PasswordHasher: ...
+    @property
+    def events(self) -> Events: ...
+    @property
+    def directory(self) -> TenantDirectory: ...
+    @property
+    def tenancy(self) -> TenancyService: ...
 
 
 async def create_tenant(
-    kit: TenantKit, name: str, slug: str | None = None, *, open_signup: bool = False
+    kit: Platform, name: str, slug: str | None = None, *, open_signup: bool = False
 ) -> TenantRef:
     """Create a tenant (409 semantics: raises ``ConflictError`` when the slug is taken)."""
-    from tenantkit.normalize import slugify
-
-    final_slug = normalize_slug(slug) if slug else slugify(name)
-    async with kit.database.session() as session, session.begin():
-        if await session.scalar(select(Tenant.id).where(Tenant.slug == final_slug)) is not None:
-            raise ConflictError(f"tenant slug {final_slug!r} is taken")
-        tenant = Tenant(name=name, slug=final_slug, open_signup=open_signup)
-        session.add(tenant)
-        await session.flush()
-        ref = tenant_ref(tenant)
-    await kit.emit("on_tenant_created", tenant=ref, owner_id=None)
-    kit.audit("tenant.created", tenant_id=ref.id, data={"via": "cli"})
-    return ref
+    return await kit.tenancy.create_tenant(name, slug, open_signup=open_signup, via="cli")
 
 
 async def create_user(
-    kit: TenantKit, email: str, password: str, *, tenant: TenantRef | None = None, role: str = "USER"
+    kit: Platform, email: str, password: str, *, tenant: TenantRef | None = None, role: str = "USER"
 ) -> uuid.UUID:
-    """Create a user (or reuse one with that email) and optionally a membership."""
+    """Create a user (or reuse one with that email) and optionally give them ``role`` in ``tenant``."""
     address = normalize_email(email)
     password_hash = await kit.passwords.hash(password)
     async with kit.database.session() as session, session.begin():
         user = await session.scalar(select(User).where(User.email == address))
+        created = user is None
         if user is None:
             user = User(email=address, password_hash=password_hash)
             session.add(user)
             await session.flush()
-        if tenant is not None:
-            membership = await session.get(Membership, (tenant.id, user.id))
-            if membership is None:
-                session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=role))
-            else:
-                membership.role = role
         user_id = user.id
+    if created:
+        kit.events.audit("user.created", tenant_id=tenant.id if tenant else None, target=str(user_id))
     if tenant is not None:
-        await kit.directory.membership_changed(tenant.id, user_id)
+        await kit.tenancy.add_member(tenant, user_id, role, via="cli")
     return user_id
 
 
-async def create_superadmin(kit: TenantKit, email: str, password: str) -> uuid.UUID:
+async def create_superadmin(kit: Platform, email: str, password: str) -> uuid.UUID:
     """A platform operator: flagged user with the SUPER_ADMIN role in the ``platform`` tenant."""
     platform = await kit.directory.find(PLATFORM_SLUG)
     if platform is None:
@@ -72,5 +77,5 @@ async def create_superadmin(kit: TenantKit, email: str, password: str) -> uuid.U
         user = await session.get(User, user_id)
         assert user is not None
         user.is_superadmin = True
-    kit.audit("admin.superadmin_created", tenant_id=platform.id, target=str(user_id))
+    kit.events.audit("admin.superadmin_created", tenant_id=platform.id, target=str(user_id))
     return user_id

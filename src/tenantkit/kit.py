@@ -163,6 +163,7 @@ class TenantKit:
             sessions=self.sessions,
             send_mail=self.outbox,
             invitation_ttl=s.invitation_ttl,
+            reserved_slugs=[s.tenant_path_prefix.strip("/").split("/")[0]],
         )
         self.accounts = Accounts(
             s,
@@ -233,7 +234,11 @@ class TenantKit:
         """tenantkit's routes: health, metrics, auth, administration, audit, jobs, local files."""
         from tenantkit.files import LocalStorage, local_file_routes
         from tenantkit.jobs import job_routes
-        from tenantkit.rbac.routes import admin_routes
+        from tenantkit.rbac.routes import RoleRoutes
+        from tenantkit.tenancy.platform import PlatformRoutes
+        from tenantkit.tenancy.routes import MemberRoutes
+
+        depth = self.settings.max_json_depth
 
         auth = AuthRoutes(
             self.settings,
@@ -250,7 +255,11 @@ class TenantKit:
             Route("/health", health_endpoint(self), methods=["GET"], name="health"),
             Route("/metrics", self._metrics_endpoint(), methods=["GET"], name="metrics"),
             *auth.routes(),
-            *admin_routes(self),
+            *MemberRoutes(self.tenancy, max_json_depth=depth).routes(),
+            *RoleRoutes(
+                self.roles, self.permissions, self.database, self.events, max_json_depth=depth
+            ).routes(),
+            *PlatformRoutes(self.tenancy, self.events, max_json_depth=depth).routes(),
             *AuditRoutes(self.audit_log).routes(),
             *job_routes(self),
             *files,

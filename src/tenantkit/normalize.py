@@ -43,5 +43,5 @@ def slugify(name: str) -> str:
     return text or "tenant"
 
 
-#: A request field holding an email address: validated and normalised (compare as stored).
+#: An email address field of a request body: validated and normalised (lower case).
 Email = Annotated[str, Field(max_length=320), AfterValidator(normalize_email)]

@@ -51,7 +51,9 @@ async def test_role_change_appears_in_the_tenants_audit_log_and_login_failure_do
     assert failed.headers["X-Request-ID"] == failure["request_id"]
 
     roles = (await api.client.get("/audit", params={"action": "membership.*"}, headers=admin)).json()
-    (change,) = roles["items"]
+    # newest first: the founder's membership, the operator's membership.added, then the role change
+    change, added = roles["items"][:2]
+    assert added["action"] == "membership.added" and added["target"] == member_id
     assert change["action"] == "membership.role_changed"
     assert change["target"] == member_id and change["data"] == {"from": "USER", "to": "ADMIN"}
     assert change["ip"] == "203.0.113.7"  # the request's client address, recorded without being passed

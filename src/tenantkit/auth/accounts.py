@@ -7,6 +7,7 @@ creates the user.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import uuid
@@ -19,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from tenantkit.auth import refresh as rt
 from tenantkit.auth.passwords import PasswordHasher
 from tenantkit.auth.sessions import Sessions
-from tenantkit.context import Principal, TenantRef
+from tenantkit.context import Principal, TenantRef, tenant_context
 from tenantkit.db.base import utcnow
 from tenantkit.db.engine import Database
 from tenantkit.db.models import PasswordResetToken, User
@@ -86,14 +87,17 @@ class Accounts:
             if await session.scalar(select(User.id).where(User.email == email)) is not None:
                 raise ConflictError("An account with this email already exists.")
         password_hash = await self.hasher.hash(password)
+        # Row-level security sees the joined tenant from the transaction's first statement.
+        scope = self.tenancy.sign_up_scope(tenant=tenant, invite_token=invite_token)
         try:
-            async with self.db.transaction() as uow:
-                user = User(email=email, password_hash=password_hash)
-                uow.session.add(user)
-                await uow.session.flush()
-                ref, role = await self.tenancy.sign_up(
-                    uow, user.id, email, tenant_name=tenant_name, tenant=tenant, invite_token=invite_token
-                )
+            with contextlib.nullcontext() if scope is None else tenant_context(scope):
+                async with self.db.transaction() as uow:
+                    user = User(email=email, password_hash=password_hash)
+                    uow.session.add(user)
+                    await uow.session.flush()
+                    ref, role = await self.tenancy.sign_up(
+                        uow, user.id, email, tenant_name=tenant_name, tenant=tenant, invite_token=invite_token
+                    )
         except IntegrityError:
             raise ConflictError("An account with this email already exists.") from None
         await self.events.emit(

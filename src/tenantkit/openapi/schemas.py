@@ -19,23 +19,15 @@ __all__ = [
     "DeadLetterPage",
     "DeliveryQuery",
     "HealthOut",
-    "InvitationOut",
     "JWKSOut",
     "MeOut",
-    "MemberOut",
-    "MemberPage",
     "MembershipOut",
     "Problem",
     "ProblemFieldError",
     "RegisterOut",
     "RequeuedJobOut",
-    "RoleChangeOut",
-    "RoleOut",
-    "RolePage",
     "SessionOut",
     "SessionPage",
-    "TenantOut",
-    "TenantPage",
     "TenantSummary",
     "TokenPairOut",
     "UserOut",
@@ -159,73 +151,6 @@ class HealthOut(BaseModel):
     status: Literal["ok"]
     database: str = Field(description='"connected".')
     redis: str = Field(description='"connected", or "in-memory" on the embedded default.')
-
-
-class MemberOut(BaseModel):
-    """A member of the current tenant."""
-
-    id: str = Field(json_schema_extra={"format": "uuid"})
-    email: str
-    role: str
-    joined_at: str
-
-
-class MemberPage(BaseModel):
-    """Members of the current tenant."""
-
-    items: list[MemberOut]
-    next_cursor: Cursor
-
-
-class InvitationOut(BaseModel):
-    """A pending invitation; ``invite_token`` is shown only here."""
-
-    id: str = Field(json_schema_extra={"format": "uuid"})
-    email: str
-    role: str
-    expires_at: str
-    invite_token: str
-
-
-class RoleChangeOut(BaseModel):
-    """A member's new role."""
-
-    id: str = Field(json_schema_extra={"format": "uuid"})
-    role: str
-
-
-class RoleOut(BaseModel):
-    """A role and its expanded permissions."""
-
-    name: str
-    builtin: bool
-    description: str
-    permissions: list[str]
-
-
-class RolePage(BaseModel):
-    """Built-in and custom roles of the current tenant."""
-
-    items: list[RoleOut]
-    next_cursor: Cursor
-
-
-class TenantOut(BaseModel):
-    """A tenant as platform operators see it."""
-
-    id: str = Field(json_schema_extra={"format": "uuid"})
-    slug: str
-    name: str
-    status: str
-    open_signup: bool
-    created_at: str
-
-
-class TenantPage(BaseModel):
-    """Every tenant of the platform."""
-
-    items: list[TenantOut]
-    next_cursor: Cursor
 
 
 class WebhookEndpointOut(BaseModel):

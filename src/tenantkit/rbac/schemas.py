@@ -1,14 +1,12 @@
-"""Request bodies of the administration routes."""
+"""Request and response bodies of the per-tenant roles API."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tenantkit.normalize import Email
-
-__all__ = ["InvitationIn", "RoleChangeIn", "RoleIn", "RolePatchIn", "TenantPatchIn"]
+__all__ = ["RoleIn", "RoleName", "RoleOut", "RolePage", "RolePatchIn"]
 
 RoleName = Annotated[str, Field(min_length=2, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
 Pattern = Annotated[str, Field(min_length=1, max_length=128)]
@@ -16,15 +14,6 @@ Pattern = Annotated[str, Field(min_length=1, max_length=128)]
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class InvitationIn(_Body):
-    email: Email
-    role: RoleName = "USER"
-
-
-class RoleChangeIn(_Body):
-    role: RoleName
 
 
 class RoleIn(_Body):
@@ -38,7 +27,17 @@ class RolePatchIn(_Body):
     description: Annotated[str, Field(max_length=500)] | None = None
 
 
-class TenantPatchIn(_Body):
-    status: Literal["active", "suspended"] | None = None
-    open_signup: bool | None = None
-    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+class RoleOut(BaseModel):
+    """A role and its expanded permissions."""
+
+    name: str
+    builtin: bool
+    description: str
+    permissions: list[str]
+
+
+class RolePage(BaseModel):
+    """Built-in and custom roles of the current tenant."""
+
+    items: list[RoleOut]
+    next_cursor: str | None

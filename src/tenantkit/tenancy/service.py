@@ -1,75 +1,181 @@
-"""INTERIM (replaced by WP-B's TenancyService at merge)."""
+"""``TenancyService``: the one owner of tenant creation and of every membership change.
+
+Whoever asks (sign-up, the operator commands, invitations, the members API,
+later SSO and SCIM) goes through it, so each rule lives here once:
+
+- a tenant created by a user never gets a slug the platform uses;
+- an invitation dies when it is revoked, used or expired, or when its inviter
+  no longer holds ``users.invite`` and every permission of the invited role;
+- a tenant keeps at least one ADMIN: every membership change locks the
+  tenant's row first (``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite the
+  first write takes the database's write lock) and counts inside that
+  transaction, so concurrent demotions and removals cannot race past the rule;
+- side effects (cache invalidation, ending the removed member's sessions, the
+  ``on_membership_changed`` / ``on_tenant_created`` hooks, the audit row) run
+  only after the change has committed.
+"""
 
 from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
-from datetime import timedelta
-from typing import Protocol
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantkit import digests as rt
 from tenantkit.context import TenantRef
-from tenantkit.db.base import utcnow
-from tenantkit.db.engine import Database, UnitOfWork
-from tenantkit.db.models import Invitation, Membership, Tenant, User
+from tenantkit.db.engine import UnitOfWork
+from tenantkit.db.models import Membership, Tenant, User
 from tenantkit.errors import (
-    AuthenticationError,
     ConflictError,
     NotFoundError,
     PermissionDeniedError,
     TenantForbiddenError,
     TenantNotFoundError,
 )
-from tenantkit.events import Events
-from tenantkit.mail import Mail
-from tenantkit.normalize import slugify
-from tenantkit.rbac.roles import RoleBook
-from tenantkit.tenancy.directory import TenantDirectory, tenant_ref
+from tenantkit.normalize import normalize_slug, slugify
+from tenantkit.rbac.roles import ADMIN, USER
+from tenantkit.tenancy.core import PLATFORM_SLUG, RESERVED_SLUGS, SessionEnder
+from tenantkit.tenancy.directory import tenant_ref
+from tenantkit.tenancy.invitations import InvitationRules, invitation_scope
 
-INVITE_PREFIX = "tki_"
-
-
-class SessionEnder(Protocol):
-    async def end_member_sessions(self, user_id: uuid.UUID, tenant_id: uuid.UUID, *, reason: str) -> None: ...
+__all__ = ["PLATFORM_SLUG", "RESERVED_SLUGS", "Member", "SessionEnder", "TenancyService"]
 
 
-def _invite_token(tenant_id: uuid.UUID) -> str:
-    return f"{INVITE_PREFIX}{tenant_id.hex}_{secrets.token_urlsafe(32)}"
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A member of a tenant."""
+
+    user_id: uuid.UUID
+    email: str
+    role: str
+    joined_at: datetime
 
 
-def invitation_tenant(token: str) -> uuid.UUID | None:
-    if not token.startswith(INVITE_PREFIX):
-        return None
-    tenant_hex, _, secret = token[len(INVITE_PREFIX) :].partition("_")
-    try:
-        return uuid.UUID(hex=tenant_hex) if len(secret) >= 32 else None
-    except ValueError:
-        return None
+class TenancyService(InvitationRules):
+    """Tenants, memberships and invitations. Methods raise :mod:`tenantkit.errors` exceptions.
 
+    Args:
+        database: Where tenants, memberships and invitations live.
+        directory: The cached tenant/membership lookups to invalidate after a change.
+        roles: What each role grants.
+        events: Hooks and audit rows.
+        sessions: Ends a removed member's sessions (:class:`SessionEnder`).
+        send_mail: Delivers invitation emails.
+        invitation_ttl: Seconds an invitation stays valid.
+        reserved_slugs: Slugs added to :data:`RESERVED_SLUGS` (the app's path prefix...).
+    """
 
-class TenancyService:
-    def __init__(
+    # ------------------------------------------------------------------ #
+    # Tenants
+    # ------------------------------------------------------------------ #
+
+    async def _free_slug(self, session: AsyncSession, name: str) -> str:
+        """A slug for a tenant a user founds: never a reserved one, never a taken one."""
+        base = slugify(name)
+        slug = base
+        while slug in self.reserved_slugs or (
+            await session.scalar(select(Tenant.id).where(Tenant.slug == slug)) is not None
+        ):
+            slug = f"{base[:56]}-{secrets.token_hex(3)}"
+        return slug
+
+    async def create_tenant(
         self,
+        name: str,
+        slug: str | None = None,
         *,
-        database: Database,
-        directory: TenantDirectory,
-        roles: RoleBook,
-        events: Events,
-        sessions: SessionEnder,
-        send_mail: Callable[[Mail], Awaitable[None]],
-        invitation_ttl: int,
-    ) -> None:
-        self.db = database
-        self.directory = directory
-        self.roles = roles
-        self.events = events
-        self.sessions = sessions
-        self.send_mail = send_mail
-        self.invitation_ttl = invitation_ttl
+        owner_id: uuid.UUID | None = None,
+        open_signup: bool = False,
+        via: str,
+    ) -> TenantRef:
+        """An operator creates a tenant (reserved slugs allowed); 409 when the slug is taken.
+
+        With ``owner_id`` that user becomes its first ADMIN.
+        """
+        final = normalize_slug(slug) if slug else slugify(name)
+        async with self.database.transaction() as uow:
+            if await uow.session.scalar(select(Tenant.id).where(Tenant.slug == final)) is not None:
+                raise ConflictError(f"tenant slug {final!r} is taken")
+            tenant = Tenant(name=name, slug=final, open_signup=open_signup)
+            uow.session.add(tenant)
+            await uow.session.flush()
+            ref = tenant_ref(tenant)
+            self._tenant_created(uow, ref, owner_id, via)
+            if owner_id is not None:
+                uow.session.add(Membership(tenant_id=ref.id, user_id=owner_id, role=ADMIN))
+                self._membership_changed(
+                    uow,
+                    "membership.added",
+                    ref.id,
+                    owner_id,
+                    ADMIN,
+                    actor_id=None,
+                    data={"role": ADMIN, "via": via},
+                )
+        return ref
+
+    async def list_tenants(self) -> list[Tenant]:
+        """Every tenant, oldest first (platform operators)."""
+        async with self.database.session() as session:
+            return list((await session.scalars(select(Tenant).order_by(Tenant.created_at))).all())
+
+    async def is_operator(self, user_id: uuid.UUID) -> bool:
+        """Whether ``user_id`` is a platform operator."""
+        async with self.database.session() as session:
+            return bool(await session.scalar(select(User.is_superadmin).where(User.id == user_id)))
+
+    async def update_tenant(
+        self, tenant_id: uuid.UUID, *, actor_id: uuid.UUID | None, **changes: Any
+    ) -> Tenant:
+        """Change a tenant's ``status``, ``open_signup`` or ``name`` (404 when unknown)."""
+        allowed = {
+            k: v for k, v in changes.items() if k in ("status", "open_signup", "name") and v is not None
+        }
+        async with self.database.transaction() as uow:
+            tenant = await uow.session.get(Tenant, tenant_id, with_for_update=True)
+            if tenant is None:
+                raise NotFoundError("No such tenant.")
+            for field, value in allowed.items():
+                setattr(tenant, field, value)
+            slug = tenant.slug
+
+            async def effects() -> None:
+                await self.directory.tenant_changed(tenant_id, slug)
+                self.events.audit(
+                    "admin.tenant_updated", tenant_id=tenant_id, actor_id=actor_id, data=allowed
+                )
+
+            uow.after_commit(effects)
+        return tenant
+
+    async def set_tenant_status(
+        self, tenant_id: uuid.UUID, status: str, *, actor_id: uuid.UUID | None
+    ) -> Tenant:
+        """Suspend (``"suspended"``) or reactivate (``"active"``) a tenant."""
+        if status not in ("active", "suspended"):
+            raise ValueError(f"unknown tenant status {status!r}")
+        return await self.update_tenant(tenant_id, actor_id=actor_id, status=status)
+
+    # ------------------------------------------------------------------ #
+    # Sign-up (inside the caller's unit of work)
+    # ------------------------------------------------------------------ #
+
+    @staticmethod
+    def sign_up_scope(
+        *, tenant: TenantRef | None = None, invite_token: str | None = None
+    ) -> TenantRef | None:
+        """The tenant to enter before opening the sign-up's unit of work (``None``: any).
+
+        Open the transaction inside ``tenant_context(...)`` of this value so tenant
+        scoping and row-level security see the invited tenant from its first statement.
+        """
+        if invite_token is not None:
+            return invitation_scope(invite_token) or tenant
+        return tenant
 
     async def sign_up(
         self,
@@ -81,120 +187,141 @@ class TenancyService:
         tenant: TenantRef | None = None,
         invite_token: str | None = None,
     ) -> tuple[TenantRef, str]:
+        """A new account's first membership, in the caller's transaction.
+
+        With ``invite_token`` the user joins the inviting tenant with the invited
+        role; with ``tenant_name`` they found a tenant and become its ADMIN; with
+        ``tenant`` alone they join it as USER when it allows open sign-up.
+        """
         session = uow.session
         if invite_token is not None:
-            target, role = await self._consume_invitation(session, invite_token, email, tenant)
+            found, role = await self._consume(session, invite_token, email, tenant)
+            action, via = "membership.joined", "invitation"
         elif tenant_name is not None:
-            target, role = await self._create_tenant(session, tenant_name), "ADMIN"
+            found = Tenant(name=tenant_name, slug=await self._free_slug(session, tenant_name))
+            session.add(found)
+            await session.flush()
+            role, action, via = ADMIN, "membership.added", "sign_up"
+            self._tenant_created(uow, tenant_ref(found), user_id, via)
         else:
-            assert tenant is not None
-            target = await self._load_tenant(session, tenant.id)
-            if not target.open_signup:
+            if tenant is None:
+                raise TenantNotFoundError("Name a tenant to join.")
+            joined = await session.get(Tenant, tenant.id)
+            if joined is None:
+                raise TenantNotFoundError("Unknown tenant.")
+            found = joined
+            if not found.open_signup:
                 raise PermissionDeniedError("This tenant does not allow open sign-up.")
-            role = "USER"
-        if target.status != "active":
+            role, action, via = USER, "membership.joined", "open_signup"
+        if found.status != "active":
             raise TenantForbiddenError("This tenant is suspended.")
-        session.add(Membership(tenant_id=target.id, user_id=user_id, role=role))
-        ref = tenant_ref(target)
-
-        async def after() -> None:
-            if tenant_name is not None:
-                await self.events.emit("on_tenant_created", tenant=ref, owner_id=str(user_id))
-            await self.directory.membership_changed(ref.id, user_id)
-
-        uow.after_commit(after)
-        return ref, role
-
-    async def _create_tenant(self, session: AsyncSession, name: str) -> Tenant:
-        base = slugify(name)
-        slug = base
-        while await session.scalar(select(Tenant.id).where(Tenant.slug == slug)) is not None:
-            slug = f"{base[:56]}-{secrets.token_hex(3)}"
-        tenant = Tenant(name=name, slug=slug)
-        session.add(tenant)
-        await session.flush()
-        return tenant
-
-    async def _load_tenant(self, session: AsyncSession, tenant_id: uuid.UUID) -> Tenant:
-        tenant = await session.get(Tenant, tenant_id)
-        if tenant is None:
-            raise TenantNotFoundError("Unknown tenant.")
-        return tenant
-
-    async def _consume_invitation(
-        self, session: AsyncSession, token: str, email: str, expected: TenantRef | None
-    ) -> tuple[Tenant, str]:
-        tenant_id = invitation_tenant(token)
-        if tenant_id is None or (expected is not None and expected.id != tenant_id):
-            raise NotFoundError("Unknown, expired or used invitation.")
-        invitation = await session.scalar(
-            select(Invitation)
-            .where(Invitation.tenant_id == tenant_id, Invitation.digest == rt.digest(token))
-            .with_for_update()
+        session.add(Membership(tenant_id=found.id, user_id=user_id, role=role))
+        self._membership_changed(
+            uow, action, found.id, user_id, role, actor_id=user_id, data={"role": role, "via": via}
         )
-        if invitation is None or invitation.accepted_at is not None or invitation.expires_at <= utcnow():
-            raise NotFoundError("Unknown, expired or used invitation.")
-        if invitation.email != email:
-            raise PermissionDeniedError("This invitation was issued to another email address.")
-        claimed = await session.execute(
-            update(Invitation)
-            .where(
-                Invitation.tenant_id == tenant_id,
-                Invitation.id == invitation.id,
-                Invitation.accepted_at.is_(None),
+        return tenant_ref(found), role
+
+    # ------------------------------------------------------------------ #
+    # Members
+    # ------------------------------------------------------------------ #
+
+    async def list_members(self, tenant: TenantRef) -> list[Member]:
+        """The tenant's members by email."""
+        async with self.database.session() as session:
+            rows = await session.execute(
+                select(User.id, User.email, Membership.role, Membership.created_at)
+                .join(Membership, Membership.user_id == User.id)
+                .where(Membership.tenant_id == tenant.id)
+                .order_by(User.email)
             )
-            .values(accepted_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
-            raise NotFoundError("Unknown, expired or used invitation.")
-        return await self._load_tenant(session, tenant_id), invitation.role
+            return [Member(*row) for row in rows.all()]
 
-    async def create_invitation(
-        self, tenant: TenantRef, *, email: str, role: str, invited_by: uuid.UUID | None
-    ) -> tuple[Invitation, str]:
-        token = _invite_token(tenant.id)
-        async with self.db.session() as session, session.begin():
-            invitation = Invitation(
-                tenant_id=tenant.id,
-                email=email,
-                role=role,
-                digest=rt.digest(token),
-                invited_by=invited_by,
-                expires_at=utcnow() + timedelta(seconds=self.invitation_ttl),
-            )
-            session.add(invitation)
-        await self.send_mail(
-            Mail(
-                to=email,
-                subject=f"You are invited to {tenant.name or tenant.slug}",
-                body=(
-                    f"You have been invited to join {tenant.name or tenant.slug} as {role}.\n"
-                    f"Invitation token: {token}\n"
-                    f"It expires at {invitation.expires_at.isoformat()} and works once."
-                ),
-                kind="invitation",
-            )
-        )
-        self.events.audit(
-            "invitation.created", tenant_id=tenant.id, actor_id=invited_by, target=email, data={"role": role}
-        )
-        return invitation, token
+    async def change_role(
+        self,
+        tenant: TenantRef,
+        user_id: uuid.UUID,
+        role: str,
+        *,
+        actor_id: uuid.UUID | None,
+        actor_permissions: frozenset[str] | None,
+    ) -> str:
+        """Give a member another role; it takes effect on their next request.
 
-    async def accept_invitation(self, user_id: uuid.UUID, token: str) -> tuple[TenantRef, str]:
-        async with self.db.session() as session, session.begin():
-            user = await session.get(User, user_id)
-            if user is None:
-                raise AuthenticationError("Unknown user.")
-            tenant, role = await self._consume_invitation(session, token, user.email, None)
-            existing = await session.get(Membership, (tenant.id, user_id))
-            if existing is not None:
-                raise ConflictError("You are already a member of this tenant.")
-            session.add(Membership(tenant_id=tenant.id, user_id=user_id, role=role))
-            ref = tenant_ref(tenant)
-        await self.directory.membership_changed(ref.id, user_id)
-        await self.events.emit(
-            "on_membership_changed", tenant_id=str(ref.id), user_id=str(user_id), role=role, actor_id=None
-        )
-        self.events.audit("membership.joined", tenant_id=ref.id, actor_id=user_id, data={"role": role})
-        return ref, role
+        403 for one's own role, a member holding more than the actor, or a role
+        granting more; 404 for a non-member; 409 when it would leave no ADMIN.
+        """
+        async with self._transaction(tenant) as uow:
+            await self._lock_tenant(uow.session, tenant.id)
+            row = await uow.session.get(Membership, (tenant.id, user_id), with_for_update=True)
+            if row is None:
+                raise NotFoundError("No such member.")
+            if user_id == actor_id:
+                raise PermissionDeniedError("You cannot change your own role.")
+            self._within(actor_permissions, await self.roles.permissions(tenant.id, row.role))
+            self._within(actor_permissions, await self._grantable(uow.session, tenant.id, role))
+            if (
+                row.role == ADMIN
+                and role != ADMIN
+                and await self._admins_besides(uow.session, tenant.id, user_id) == 0
+            ):
+                raise ConflictError("A tenant keeps at least one ADMIN.")
+            previous, row.role = row.role, role
+            self._membership_changed(
+                uow,
+                "membership.role_changed",
+                tenant.id,
+                user_id,
+                role,
+                actor_id=actor_id,
+                data={"from": previous, "to": role},
+            )
+        return role
+
+    async def remove_member(
+        self,
+        tenant: TenantRef,
+        user_id: uuid.UUID,
+        *,
+        actor_id: uuid.UUID | None,
+        actor_permissions: frozenset[str] | None = None,
+    ) -> None:
+        """Remove a membership; that member's sessions in this tenant end after the commit.
+
+        404 for a non-member, 403 for a member holding more than the actor, 409 for the last ADMIN.
+        """
+        async with self._transaction(tenant) as uow:
+            await self._lock_tenant(uow.session, tenant.id)
+            row = await uow.session.get(Membership, (tenant.id, user_id), with_for_update=True)
+            if row is None:
+                raise NotFoundError("No such member.")
+            self._within(actor_permissions, await self.roles.permissions(tenant.id, row.role))
+            if row.role == ADMIN and await self._admins_besides(uow.session, tenant.id, user_id) == 0:
+                raise ConflictError("A tenant keeps at least one ADMIN.")
+            await uow.session.delete(row)
+            self._membership_changed(
+                uow, "membership.removed", tenant.id, user_id, None, actor_id=actor_id, end_sessions=True
+            )
+
+    async def add_member(
+        self, tenant: TenantRef, user_id: uuid.UUID, role: str, *, via: str, actor_id: uuid.UUID | None = None
+    ) -> None:
+        """An operator path (CLI, later SSO/SCIM) gives ``user_id`` ``role`` in ``tenant``.
+
+        An existing membership takes the new role (the last-ADMIN rule still holds).
+        """
+        async with self._transaction(tenant) as uow:
+            await self._lock_tenant(uow.session, tenant.id)
+            row = await uow.session.get(Membership, (tenant.id, user_id), with_for_update=True)
+            if row is None:
+                uow.session.add(Membership(tenant_id=tenant.id, user_id=user_id, role=role))
+                action, data = "membership.added", {"role": role, "via": via}
+            else:
+                if (
+                    row.role == ADMIN
+                    and role != ADMIN
+                    and not await self._admins_besides(uow.session, tenant.id, user_id)
+                ):
+                    raise ConflictError("A tenant keeps at least one ADMIN.")
+                action, data = "membership.role_changed", {"from": row.role, "to": role, "via": via}
+                row.role = role
+            self._membership_changed(uow, action, tenant.id, user_id, role, actor_id=actor_id, data=data)
