@@ -24,6 +24,7 @@ before does no network I/O:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -197,8 +198,14 @@ class RevocationList:
         if task is None:
             task = asyncio.create_task(self._first_sight(key))
             self._loading[key] = task
-            task.add_done_callback(lambda _: self._loading.pop(key, None))
+            task.add_done_callback(functools.partial(self._loaded, key))
         return await asyncio.shield(task)
+
+    def _loaded(self, key: str, task: asyncio.Task[bool]) -> None:
+        if self._loading.get(key) is task:
+            del self._loading[key]
+        if not task.cancelled():
+            task.exception()  # retrieved, even when every waiter has gone away
 
     async def _first_sight(self, key: str) -> bool:
         epoch = self._epoch
