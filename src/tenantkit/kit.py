@@ -133,7 +133,10 @@ class TenantKit:
             cache_size=s.token_cache_size,
         )
         self.revocations = RevocationList(
-            self.store, mark_ttl=s.access_token_ttl + s.jwt_leeway + 60, fail_closed=s.revocation_fail_closed
+            self.store,
+            self.database,
+            mark_ttl=s.access_token_ttl + s.jwt_leeway + 60,
+            fail_closed=s.revocation_fail_closed,
         )
         self.lockout = Lockout(self.store, threshold=s.lockout_threshold, seconds=s.lockout_seconds)
         self.authenticator = Authenticator(self.tokens, self.revocations)
