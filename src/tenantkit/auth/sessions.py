@@ -374,12 +374,13 @@ class Sessions:
         """End sessions at once: refused on the next request on every instance.
 
         The database row is the truth (it survives restarts and the loss of
-        Redis data); the revocation marks are its caches, set first so no
-        request slips through while the row is written.
+        Redis data) and is written first; then the revocation marks, its
+        caches, tell every process. The call returns once both are done, so
+        no request after it gets through; if either fails it raises (503),
+        never a silent success.
         """
         if not session_ids:
             return
-        await self.revocations.revoke(*session_ids)
         async with self.db.session() as session, session.begin():
             await session.execute(
                 update(AuthSession)
@@ -387,6 +388,7 @@ class Sessions:
                 .values(revoked_at=utcnow(), revoked_reason=reason)
                 .execution_options(synchronize_session=False)
             )
+        await self.revocations.revoke(*session_ids)
         if user_id is not None:
             await self.events.emit(
                 "on_logout", user_id=str(user_id), session_ids=[str(s) for s in session_ids], reason=reason
