@@ -144,14 +144,14 @@ class TenantKit:
         self.auth = AuthService(self)
 
         from tenantkit.files import FileService, create_storage
-        from tenantkit.webhooks import WebhookDispatcher
+        from tenantkit.webhooks import WebhookService
 
         self.storage = create_storage(s, local_secret=self.derive_key("files"))
         self.files = FileService(
             self.storage, self.database, url_ttl=s.file_url_ttl, on_uploaded=self._file_uploaded
         )
-        self.webhooks = WebhookDispatcher.from_settings(self.database, s, hook=self.hook)
         from tenantkit.audit import AuditLog
+        from tenantkit.events import Events
         from tenantkit.jobs import JobRunner
 
         self.audit_log = AuditLog(
@@ -160,11 +160,17 @@ class TenantKit:
             flush_ms=s.audit_flush_ms,
             max_buffer=s.audit_buffer_max,
         )
-        self.jobs = JobRunner(self)
+        self.events = Events(self.hook, self.audit_log, self.spawn)
+        self.jobs = JobRunner.from_settings(
+            s,
+            database=self.database,
+            metrics=self.metrics,
+            events=self.events,
+            tenants=self.directory,
+            mailer=self.mailer,
+        )
+        self.webhooks = WebhookService.from_settings(self.database, s, jobs=self.jobs, events=self.events)
         self.hook.tenantkit_register_tasks(kit=self)
-        #: Background loops (webhook delivery) run in process on the embedded default;
-        #: with Redis configured, ``tenantkit worker`` runs them.
-        self.inline_workers = s.redis_url is None
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
@@ -212,12 +218,17 @@ class TenantKit:
 
         files = local_file_routes(self.storage) if isinstance(self.storage, LocalStorage) else []
         return [
-            Route("/health", health_endpoint(self), methods=["GET"], name="health"),
+            Route(
+                "/health",
+                health_endpoint(self.database, self.store, self.jobs),
+                methods=["GET"],
+                name="health",
+            ),
             Route("/metrics", self._metrics_endpoint, methods=["GET"], name="metrics"),
             *auth_routes(self),
             *admin_routes(self),
             *audit_routes(self),
-            *job_routes(self),
+            *job_routes(self.jobs, self.database, self.events),
             *files,
         ]
 
@@ -259,8 +270,6 @@ class TenantKit:
             except Exception as exc:
                 logger.warning("object storage not ready: %s", type(exc).__name__)
         self._stop = asyncio.Event()
-        if self.inline_workers:
-            self.spawn(self.webhooks.run_forever(stop=self._stop))
         self._started = True
 
     async def shutdown(self) -> None:

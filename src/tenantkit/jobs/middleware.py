@@ -25,6 +25,7 @@ from tenantkit.context import (
     request_id_context,
     tenant_context,
 )
+from tenantkit.jobs.context import job_context
 
 if TYPE_CHECKING:
     from tenantkit.jobs.runner import JobRunner
@@ -54,14 +55,14 @@ class JobContextMiddleware(TaskiqMiddleware):
         return message
 
     def post_send(self, message: TaskiqMessage) -> None:
-        self.runner.kit.metrics.jobs.labels("queued").inc()
+        self.runner.metrics.jobs.labels("queued").inc()
 
     async def _tenant(self, raw: Any) -> TenantRef | None:
         if not raw:
             return None
         tenant_id = uuid.UUID(str(raw))
         try:
-            found: TenantRef | None = await self.runner.kit.directory.get(tenant_id)
+            found = await self.runner.tenants.get(tenant_id) if self.runner.tenants else None
         except Exception as exc:  # the job still runs in its tenant, without slug or name
             logger.warning("tenant lookup failed for a job: %s", type(exc).__name__)
             found = None
@@ -72,6 +73,7 @@ class JobContextMiddleware(TaskiqMiddleware):
         tenant = await self._tenant(message.labels.get("tenant_id"))
         stack.enter_context(tenant_context(tenant))
         stack.enter_context(request_id_context(message.labels.get("request_id") or None))
+        stack.enter_context(job_context(self.runner.job_info(message)))
         self._scopes[asyncio.current_task()] = stack
         await self.runner.call_hook(
             "job_before",
@@ -91,7 +93,7 @@ class JobContextMiddleware(TaskiqMiddleware):
     async def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
         try:
             if not result.is_err or isinstance(result.error, NoResultError):
-                self.runner.kit.metrics.jobs.labels("succeeded").inc()
+                self.runner.metrics.jobs.labels("succeeded").inc()
                 await self.runner.call_hook(
                     "job_after",
                     task_name=message.task_name,
