@@ -133,7 +133,7 @@ class DeliveryJobs:
             ).first()
         if found is None:  # deleted with its endpoint
             return
-        delivery, endpoint = found.tuple()
+        delivery, endpoint = found[0], found[1]
         if delivery.status == "delivered":  # a duplicate job (at least once)
             return
         if endpoint.active:
