@@ -69,6 +69,18 @@ _LABELS_NOT_COPIED = {"attempt", "max_attempts"}
 _ENQUEUE_TRIES = 3
 
 
+def _transient(exc: BaseException | None) -> bool:
+    """A broker error worth another try (the connection, not the job); taskiq wraps it in ``SendTaskError``."""
+    while exc is not None:
+        if isinstance(exc, ConnectionError | OSError | TimeoutError):
+            return True
+        name = type(exc).__name__
+        if type(exc).__module__.split(".")[0] == "redis" and ("Connection" in name or "Timeout" in name):
+            return True
+        exc = exc.__cause__
+    return False
+
+
 class JobRunner:
     """Background jobs on a taskiq broker.
 
@@ -256,12 +268,10 @@ class JobRunner:
             try:
                 sent = await self._kicker(name, labels).kiq(*args, **kwargs)
                 return str(sent.task_id)
-            except (ConnectionError, OSError, TimeoutError) as exc:
-                failed: Exception = exc
             except Exception as exc:
-                if type(exc).__module__.split(".")[0] != "redis":
+                if not _transient(exc):
                     raise
-                failed = exc
+                failed: Exception = exc
             logger.warning("enqueue failed (try %d): %s", attempt, type(failed).__name__)
             if attempt < _ENQUEUE_TRIES:
                 await asyncio.sleep(0.2 * 2 ** (attempt - 1))
