@@ -70,7 +70,7 @@ _ENQUEUE_TRIES = 3
 
 
 def _transient(exc: BaseException | None) -> bool:
-    """A broker error worth another try (the connection, not the job); taskiq wraps it in ``SendTaskError``."""
+    """A broker error worth another try: the connection, not the job (wrapped in ``SendTaskError``)."""
     while exc is not None:
         if isinstance(exc, ConnectionError | OSError | TimeoutError):
             return True
