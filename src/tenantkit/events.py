@@ -83,7 +83,7 @@ class Events:
         }
         audit_logger.info(action, extra={"audit": event})
         self.sink.record(event)
-        self.spawn(self.emit("audit_event", event=event))
+        self.spawn(self.emit("on_audit_event", event=event))
         return event
 
     def security(self, action: str, *, ip: str | None = None, data: dict[str, Any] | None = None) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import uuid
@@ -144,7 +143,14 @@ class TenantKit:
         # Jobs first: mail goes through them.
         from tenantkit.jobs import SEND_MAIL, JobRunner
 
-        self.jobs = JobRunner(self)
+        self.jobs = JobRunner.from_settings(
+            s,
+            database=self.database,
+            metrics=self.metrics,
+            events=self.events,
+            tenants=self.directory,
+            mailer=self.mailer,
+        )
         self.outbox = Outbox(self.mailer, lambda data: self.jobs.enqueue(SEND_MAIL, data))
 
         # Features.
@@ -180,18 +186,14 @@ class TenantKit:
         )
 
         from tenantkit.files import FileService, create_storage
-        from tenantkit.webhooks import WebhookDispatcher
+        from tenantkit.webhooks import WebhookService
 
         self.storage = create_storage(s, local_secret=self.derive_key("files"))
         self.files = FileService(
             self.storage, self.database, url_ttl=s.file_url_ttl, on_uploaded=self._file_uploaded
         )
-        self.webhooks = WebhookDispatcher.from_settings(self.database, s, hook=self.hook)
+        self.webhooks = WebhookService.from_settings(self.database, s, jobs=self.jobs, events=self.events)
         self.hook.tenantkit_register_tasks(kit=self)
-        #: Background loops (webhook delivery) run in process on the embedded default;
-        #: with Redis configured, ``tenantkit worker`` runs them.
-        self.inline_workers = s.redis_url is None
-        self._stop = asyncio.Event()
         self._started = False
         self.hook.tenantkit_configure(kit=self)
 
@@ -255,7 +257,12 @@ class TenantKit:
         )
         files = local_file_routes(self.storage) if isinstance(self.storage, LocalStorage) else []
         return [
-            Route("/health", health_endpoint(self), methods=["GET"], name="health"),
+            Route(
+                "/health",
+                health_endpoint(self.database, self.store, self.jobs),
+                methods=["GET"],
+                name="health",
+            ),
             Route("/metrics", self._metrics_endpoint(), methods=["GET"], name="metrics"),
             *auth.routes(),
             *MemberRoutes(self.tenancy, max_json_depth=depth).routes(),
@@ -264,7 +271,7 @@ class TenantKit:
             ).routes(),
             *PlatformRoutes(self.tenancy, self.events, max_json_depth=depth).routes(),
             *AuditRoutes(self.audit_log).routes(),
-            *job_routes(self),
+            *job_routes(self.jobs, self.database, self.events),
             *files,
         ]
 
@@ -317,9 +324,6 @@ class TenantKit:
                 await ensure_bucket()
             except Exception as exc:
                 logger.warning("object storage not ready: %s", type(exc).__name__)
-        self._stop = asyncio.Event()
-        if self.inline_workers:
-            self.background.spawn(self.webhooks.run_forever(stop=self._stop))
         self._started = True
 
     async def shutdown(self) -> None:
@@ -327,7 +331,6 @@ class TenantKit:
         if not self._started:
             return
         self._started = False
-        self._stop.set()
         await self.background.drain()
         await self.jobs.shutdown()
         await self.audit_log.stop()
@@ -367,7 +370,7 @@ class TenantKit:
         return self.keys.derive(label)
 
     async def _file_uploaded(self, file: dict[str, Any]) -> None:
-        await self.emit("file_uploaded", file=file)
+        await self.emit("on_file_uploaded", file=file)
         self.events.audit(
             "file.uploaded", tenant_id=uuid.UUID(str(file["tenant_id"])), target=str(file["id"])
         )

@@ -62,7 +62,7 @@ class Recorder:
         return {"plan": "gold", "sub": "attacker-controlled"}  # reserved claims are ignored
 
     @hookimpl
-    def tenantkit_audit_event(self, event: dict[str, Any]) -> None:
+    def tenantkit_on_audit_event(self, event: dict[str, Any]) -> None:
         self.calls.append(("audit", event))
 
 

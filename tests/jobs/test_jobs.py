@@ -52,15 +52,15 @@ class Recorder:
         self.events: list[tuple[str, str, str | None, bool | None]] = []
 
     @hookimpl
-    def tenantkit_job_before(self, task_name: str, tenant_id: str | None, labels: dict[str, Any]) -> None:
+    def tenantkit_on_job_start(self, task_name: str, tenant_id: str | None, labels: dict[str, Any]) -> None:
         self.events.append(("before", task_name, tenant_id, None))
 
     @hookimpl
-    def tenantkit_job_after(self, task_name: str, tenant_id: str | None, labels: dict[str, Any]) -> None:
+    def tenantkit_on_job_success(self, task_name: str, tenant_id: str | None, labels: dict[str, Any]) -> None:
         self.events.append(("after", task_name, tenant_id, None))
 
     @hookimpl
-    def tenantkit_job_failed(
+    def tenantkit_on_job_failure(
         self, task_name: str, tenant_id: str | None, labels: dict[str, Any], error: str, dead: bool
     ) -> None:
         self.events.append(("failed", task_name, tenant_id, dead))

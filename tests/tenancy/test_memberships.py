@@ -34,7 +34,7 @@ class Recorder:
         self.tenants.append(tenant.slug)
 
     @hookimpl
-    def tenantkit_audit_event(self, event: dict[str, Any]) -> None:
+    def tenantkit_on_audit_event(self, event: dict[str, Any]) -> None:
         self.audits.append(event)
 
 

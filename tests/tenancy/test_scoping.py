@@ -50,7 +50,7 @@ class AuditSink:
         self.events: list[dict[str, Any]] = []
 
     @hookimpl
-    def tenantkit_audit_event(self, event: dict[str, Any]) -> None:
+    def tenantkit_on_audit_event(self, event: dict[str, Any]) -> None:
         self.events.append(event)
 
 

@@ -1,4 +1,4 @@
-"""Fixtures for the webhooks suite: databases, two tenants, local receivers, dispatchers."""
+"""Fixtures for the webhooks suite: databases, two tenants, local receivers, services on a job runner."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import pytest
 from aiohttp import web
 
 from tenantkit.db.engine import Database
+from tenantkit.jobs import JobRunner
+from tenantkit.observability.metrics import Metrics
 from tenantkit.plugins import hookimpl
-from tenantkit.plugins.manager import create_plugin_manager
-from tenantkit.webhooks import WebhookDispatcher, WebhookVerificationError, verify
+from tenantkit.plugins.manager import call_event, create_plugin_manager
+from tenantkit.webhooks import WebhookService, WebhookVerificationError, verify
 from tests.conftest import free_port
 
 
@@ -131,13 +133,13 @@ class HookRecorder:
         self.dead: list[dict[str, Any]] = []
 
     @hookimpl
-    def tenantkit_webhook_delivered(self, endpoint_id: str, event_id: str, status: int, attempt: int) -> None:
+    def tenantkit_on_webhook_delivered(self, endpoint_id: str, event_id: str, status: int, attempt: int) -> None:
         self.delivered.append(
             {"endpoint_id": endpoint_id, "event_id": event_id, "status": status, "attempt": attempt}
         )
 
     @hookimpl
-    async def tenantkit_webhook_dead_lettered(
+    async def tenantkit_on_webhook_dead_lettered(
         self, endpoint_id: str, event_id: str, error: str, attempts: int
     ) -> None:
         self.dead.append(
@@ -150,21 +152,49 @@ def hooks() -> HookRecorder:
     return HookRecorder()
 
 
-@pytest.fixture
-def make_dispatcher(database: Database, hooks: HookRecorder) -> Callable[..., WebhookDispatcher]:
-    """Dispatchers on ``database`` that allow 127.0.0.1, retry at once and report to ``hooks``."""
-    manager = create_plugin_manager([hooks], autoload=False)
+class HookEvents:
+    """The ``events.emit`` collaborator over a plugin manager."""
 
-    def make(**options: Any) -> WebhookDispatcher:
+    def __init__(self, *plugins: object) -> None:
+        self.hook = create_plugin_manager(plugins, autoload=False).hook
+
+    async def emit(self, name: str, /, **kwargs: Any) -> list[Any]:
+        return await call_event(getattr(self.hook, f"tenantkit_{name}"), **kwargs)
+
+
+@pytest.fixture
+async def jobs(database: Database, hooks: HookRecorder) -> AsyncIterator[JobRunner]:
+    """A started in-memory job runner that retries at once (the embedded default)."""
+    runner = JobRunner(
+        database=database, metrics=Metrics(), events=HookEvents(hooks), retry_base=0.0, retry_cap=0.0
+    )
+    await runner.startup()
+    try:
+        yield runner
+    finally:
+        await runner.shutdown()
+
+
+MakeService = Callable[..., WebhookService]
+
+
+@pytest.fixture
+def make_service(database: Database, jobs: JobRunner, hooks: HookRecorder) -> MakeService:
+    """Services on ``database`` and ``jobs`` that allow 127.0.0.1 and report to ``hooks``.
+
+    The last one made delivers (it registered the delivery task last).
+    """
+
+    def make(**options: Any) -> WebhookService:
         target = options.pop("database", database)
+        runner = options.pop("jobs", jobs)
         values: dict[str, Any] = {
             "allow_hosts": ["127.0.0.1"],
             "timeout": 5.0,
             "max_attempts": 3,
-            "backoff_base": 0.0,
-            "hook": manager.hook,
+            "events": HookEvents(hooks),
         }
         values.update(options)
-        return WebhookDispatcher(target, **values)
+        return WebhookService(target, runner, **values)
 
     return make

@@ -10,7 +10,9 @@ from sqlalchemy import event
 
 from tenantkit.context import TenantRef, tenant_context
 from tenantkit.db.engine import Database
-from tenantkit.webhooks import WebhookDispatcher
+from tenantkit.jobs import JobRunner
+from tenantkit.observability.metrics import Metrics
+from tenantkit.webhooks import WebhookService
 from tests.webhooks.conftest import Receiver
 
 TABLES = ("webhook_endpoints", "webhook_deliveries", "webhook_attempts")
@@ -69,10 +71,10 @@ async def test_row_level_security_is_forced_on_postgres(database: Database) -> N
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
-async def test_the_dispatcher_works_under_row_level_security(
-    db_url: str, tenants: tuple[TenantRef, TenantRef], receiver: Receiver
+async def test_delivery_and_the_relay_work_under_row_level_security(
+    db_url: str, tenants: tuple[TenantRef, TenantRef], receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """As a plain role (RLS applies): delivery crosses tenants only through ``unscoped``."""
+    """As a plain role (RLS applies): the relay crosses tenants only through ``unscoped``."""
     a, b = tenants
     role = f"tk_app_{uuid.uuid4().hex[:8]}"
     admin = Database(db_url)
@@ -88,22 +90,29 @@ async def test_the_dispatcher_works_under_row_level_security(
         cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
         cursor.execute(f'SET ROLE "{role}"')
         cursor.close()
+        dbapi_connection.commit()  # type: ignore[attr-defined]  # a later rollback must not undo it
 
     event.listen(app_db.engine.sync_engine, "connect", as_role)
+    jobs = JobRunner(database=app_db, metrics=Metrics(), retry_base=0.0)
+    await jobs.startup()
     try:
-        dispatcher = WebhookDispatcher(app_db, allow_hosts=["127.0.0.1"], backoff_base=0)
+        service = WebhookService(app_db, jobs, allow_hosts=["127.0.0.1"], relay_after=0.0)
+
+        async def not_queued(delivery_ids: list[uuid.UUID]) -> None:
+            return None
+
+        monkeypatch.setattr(service.delivery, "enqueue", not_queued)  # as if the jobs were lost
         with tenant_context(a):
-            await dispatcher.create_endpoint(receiver.url(), ["*"])
-            (delivery_id,) = await dispatcher.emit("order.created", {"n": 1})
+            await service.create_endpoint(receiver.url(), ["*"])
+            (delivery_id,) = await service.emit("order.created", {"n": 1})
         with tenant_context(b):
-            await dispatcher.create_endpoint(receiver.url(), ["*"])
-            await dispatcher.emit("order.created", {"n": 2})
-        assert await dispatcher.run_due() == 2
+            await service.create_endpoint(receiver.url(), ["*"])
+            await service.emit("order.created", {"n": 2})
+        assert await service.delivery.relay() == 2
+        await jobs.join()
         assert len(receiver.on("/hook")) == 2
         with tenant_context(a):
-            assert [(d.id, d.status) for d in await dispatcher.list_deliveries()] == [
-                (delivery_id, "delivered")
-            ]
+            assert [(d.id, d.status) for d in await service.list_deliveries()] == [(delivery_id, "delivered")]
         async with app_db.engine.connect() as connection:  # raw SQL, no ORM filter: RLS alone hides rows
             await connection.execute(
                 sa.text("SELECT set_config('tenantkit.tenant_id', :t, false)"), {"t": str(b.id)}
@@ -111,6 +120,7 @@ async def test_the_dispatcher_works_under_row_level_security(
             visible = (await connection.execute(sa.text("SELECT tenant_id FROM webhook_deliveries"))).all()
         assert visible == [(b.id,)]
     finally:
+        await jobs.shutdown()
         await app_db.dispose()
         async with admin.engine.begin() as connection:
             await connection.execute(sa.text(f'DROP OWNED BY "{role}"'))

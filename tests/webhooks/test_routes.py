@@ -12,7 +12,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tenantkit.context import TenantRef, tenant_context
 from tenantkit.http import problem_exception_handlers
-from tenantkit.webhooks import WebhookDispatcher, webhook_routes
+from tenantkit.jobs import JobRunner
+from tenantkit.webhooks import WebhookService, webhook_routes
 from tests.helpers import assert_problem
 from tests.webhooks.conftest import Receiver
 
@@ -34,7 +35,7 @@ class TenantFromHeader:
 
 
 @pytest.fixture
-async def client(make_dispatcher: Callable[..., WebhookDispatcher]) -> AsyncIterator[httpx.AsyncClient]:
+async def client(make_service: Callable[..., WebhookService]) -> AsyncIterator[httpx.AsyncClient]:
     calls: list[str] = []
 
     def decorate(endpoint: Callable[..., object]) -> Callable[..., object]:
@@ -42,7 +43,7 @@ async def client(make_dispatcher: Callable[..., WebhookDispatcher]) -> AsyncIter
         return endpoint
 
     app = Starlette(
-        routes=webhook_routes(make_dispatcher(), decorate=decorate),  # type: ignore[arg-type]
+        routes=webhook_routes(make_service(), decorate=decorate),  # type: ignore[arg-type]
         exception_handlers=problem_exception_handlers(),
     )
     assert len(calls) == 5  # every handler goes through the app's permission wrapper
@@ -105,7 +106,8 @@ async def test_invalid_bodies_are_422_with_the_field(
 
 async def test_deliveries_and_requeue(
     client: httpx.AsyncClient,
-    make_dispatcher: Callable[..., WebhookDispatcher],
+    make_service: Callable[..., WebhookService],
+    jobs: JobRunner,
     tenants: tuple[TenantRef, TenantRef],
     receiver: Receiver,
 ) -> None:
@@ -113,11 +115,11 @@ async def test_deliveries_and_requeue(
     created = (
         await client.post("/webhooks", json={"url": receiver.url(), "events": ["*"]}, headers=as_tenant(a))
     ).json()
-    dispatcher = make_dispatcher(max_attempts=1)
+    service = make_service(max_attempts=1)
     receiver.default = 500
     with tenant_context(a):
-        (delivery_id,) = await dispatcher.emit("order.created", {"n": 1})
-    await dispatcher.run_due()
+        (delivery_id,) = await service.emit("order.created", {"n": 1})
+    await jobs.join()
 
     listed = await client.get(f"/webhooks/{created['id']}/deliveries?status=dead", headers=as_tenant(a))
     (item,) = listed.json()["items"]
@@ -131,8 +133,10 @@ async def test_deliveries_and_requeue(
     assert_problem(
         await client.post(f"/webhooks/deliveries/{delivery_id}/requeue", headers=as_tenant(b)), 404
     )
+    receiver.default = 200
     requeued = await client.post(f"/webhooks/deliveries/{delivery_id}/requeue", headers=as_tenant(a))
     assert requeued.status_code == 200 and requeued.json()["status"] == "pending"
+    await jobs.join()  # delivered this time: no longer dead
     assert_problem(
         await client.post(f"/webhooks/deliveries/{delivery_id}/requeue", headers=as_tenant(a)), 409
     )

@@ -92,7 +92,7 @@ class FileService:
         url_ttl: Seconds presigned URLs stay valid (``Settings.file_url_ttl``).
         on_uploaded: Awaited once per file when it is processed, with
             ``{"id", "tenant_id", "key", "filename", "content_type", "size", "sha256"}``
-            (the kit connects it to ``tenantkit_file_uploaded`` and a job).
+            (the kit connects it to ``tenantkit_on_file_uploaded`` and a job).
     """
 
     def __init__(

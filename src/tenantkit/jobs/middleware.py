@@ -2,7 +2,7 @@
 
 On send it copies the current tenant id and request id into the job's labels;
 in the worker it restores them with :func:`tenantkit.context.tenant_context`
-(so ``TenantScoped`` queries work inside tasks), calls the ``tenantkit_job_*``
+(so ``TenantScoped`` queries work inside tasks), calls the ``tenantkit_on_job_*``
 hooks, counts outcomes, and on failure hands the job back to the runner to
 retry with backoff or dead-letter.
 """
@@ -25,6 +25,7 @@ from tenantkit.context import (
     request_id_context,
     tenant_context,
 )
+from tenantkit.jobs.context import job_context
 
 if TYPE_CHECKING:
     from tenantkit.jobs.runner import JobRunner
@@ -54,14 +55,14 @@ class JobContextMiddleware(TaskiqMiddleware):
         return message
 
     def post_send(self, message: TaskiqMessage) -> None:
-        self.runner.kit.metrics.jobs.labels("queued").inc()
+        self.runner.metrics.jobs.labels("queued").inc()
 
     async def _tenant(self, raw: Any) -> TenantRef | None:
         if not raw:
             return None
         tenant_id = uuid.UUID(str(raw))
         try:
-            found: TenantRef | None = await self.runner.kit.directory.get(tenant_id)
+            found = await self.runner.tenants.get(tenant_id) if self.runner.tenants else None
         except Exception as exc:  # the job still runs in its tenant, without slug or name
             logger.warning("tenant lookup failed for a job: %s", type(exc).__name__)
             found = None
@@ -72,9 +73,10 @@ class JobContextMiddleware(TaskiqMiddleware):
         tenant = await self._tenant(message.labels.get("tenant_id"))
         stack.enter_context(tenant_context(tenant))
         stack.enter_context(request_id_context(message.labels.get("request_id") or None))
+        stack.enter_context(job_context(self.runner.job_info(message)))
         self._scopes[asyncio.current_task()] = stack
         await self.runner.call_hook(
-            "job_before",
+            "on_job_start",
             task_name=message.task_name,
             tenant_id=str(tenant.id) if tenant else None,
             labels=dict(message.labels),
@@ -91,9 +93,9 @@ class JobContextMiddleware(TaskiqMiddleware):
     async def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
         try:
             if not result.is_err or isinstance(result.error, NoResultError):
-                self.runner.kit.metrics.jobs.labels("succeeded").inc()
+                self.runner.metrics.jobs.labels("succeeded").inc()
                 await self.runner.call_hook(
-                    "job_after",
+                    "on_job_success",
                     task_name=message.task_name,
                     tenant_id=message.labels.get("tenant_id") or None,
                     labels=dict(message.labels),

@@ -16,10 +16,9 @@ from sqlalchemy import JSON, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tenantkit.db.base import Base, new_id, utcnow
+from tenantkit.events import NIL_TENANT
 
 __all__ = ["NIL_TENANT", "DeadLetter"]
-
-NIL_TENANT = uuid.UUID(int=0)
 
 
 class DeadLetter(Base):

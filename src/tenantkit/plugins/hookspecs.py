@@ -1,9 +1,12 @@
 """Every hook tenantkit calls, grouped by phase.
 
-Implement them in a plugin with ``@tenantkit.hookimpl``. Hooks marked
-``firstresult`` stop at the first non-``None`` result and must be synchronous
-functions (pluggy does not await: a coroutine is never ``None`` and would
-win every call). Event hooks may be ``async def``; tenantkit awaits them.
+Implement them in a plugin with ``@tenantkit.hookimpl``. One naming scheme:
+event hooks report what happened and are named ``tenantkit_on_<event>``;
+they may be ``async def`` (tenantkit awaits them). Every other hook
+(``tenantkit_<verb>_<object>``) is synchronous: its result is used at once,
+and ``firstresult`` hooks stop at the first non-``None`` result (pluggy does
+not await, and a coroutine is never ``None``). An ``async def``
+implementation of a synchronous hook is refused when the plugin registers.
 """
 
 from __future__ import annotations
@@ -162,7 +165,7 @@ def tenantkit_on_membership_changed(
 
 
 @hookspec
-def tenantkit_audit_event(event: dict[str, Any]) -> None:
+def tenantkit_on_audit_event(event: dict[str, Any]) -> None:
     """An audit event was recorded (a sink: ship it to a SIEM, a log, ...).
 
     Args:
@@ -177,24 +180,24 @@ def tenantkit_audit_event(event: dict[str, Any]) -> None:
 
 
 @hookspec
-def tenantkit_job_before(task_name: str, tenant_id: str | None, labels: dict[str, Any]) -> None:
+def tenantkit_on_job_start(task_name: str, tenant_id: str | None, labels: dict[str, Any]) -> None:
     """A job is about to run (tenant context already restored)."""
 
 
 @hookspec
-def tenantkit_job_after(task_name: str, tenant_id: str | None, labels: dict[str, Any]) -> None:
+def tenantkit_on_job_success(task_name: str, tenant_id: str | None, labels: dict[str, Any]) -> None:
     """A job finished successfully."""
 
 
 @hookspec
-def tenantkit_job_failed(
+def tenantkit_on_job_failure(
     task_name: str, tenant_id: str | None, labels: dict[str, Any], error: str, dead: bool
 ) -> None:
     """A job attempt failed; ``dead`` is true when it went to the dead-letter store."""
 
 
 @hookspec
-def tenantkit_file_uploaded(file: dict[str, Any]) -> None:
+def tenantkit_on_file_uploaded(file: dict[str, Any]) -> None:
     """An upload was completed and checksummed (thumbnails, virus scans...).
 
     Args:
@@ -203,10 +206,10 @@ def tenantkit_file_uploaded(file: dict[str, Any]) -> None:
 
 
 @hookspec
-def tenantkit_webhook_delivered(endpoint_id: str, event_id: str, status: int, attempt: int) -> None:
+def tenantkit_on_webhook_delivered(endpoint_id: str, event_id: str, status: int, attempt: int) -> None:
     """A webhook delivery got a 2xx answer."""
 
 
 @hookspec
-def tenantkit_webhook_dead_lettered(endpoint_id: str, event_id: str, error: str, attempts: int) -> None:
+def tenantkit_on_webhook_dead_lettered(endpoint_id: str, event_id: str, error: str, attempts: int) -> None:
     """A webhook delivery gave up after its last attempt."""

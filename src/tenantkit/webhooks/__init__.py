@@ -1,21 +1,24 @@
 """Outgoing webhooks: Standard Webhooks signatures, SSRF defences, a persistent outbox.
 
-Delivery needs ``tenantkit[jobs]`` (aiohttp), imported on first delivery;
-endpoints, signing and URL checks work without it.
+``kit.webhooks`` is a :class:`WebhookService`; each delivery attempt is a job
+(``tenantkit.webhooks.deliver``) on the kit's one job system, with its retries,
+dead-letter store and requeue path. Delivery needs ``tenantkit[jobs]``
+(aiohttp), imported on first delivery; endpoints, signing and URL checks work
+without it.
 """
 
 from __future__ import annotations
 
-from tenantkit.webhooks.dispatcher import (
+from tenantkit.webhooks.delivery import (
     MAX_RESPONSE_BYTES,
     USER_AGENT,
     AttemptResult,
-    WebhookDispatcher,
+    WebhookSender,
     event_body,
-    matches_event,
 )
 from tenantkit.webhooks.models import DELIVERY_STATUSES, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tenantkit.webhooks.routes import endpoint_to_dict, webhook_routes
+from tenantkit.webhooks.service import WebhookService, matches_event
 from tenantkit.webhooks.signing import (
     SECRET_PREFIX,
     WebhookVerificationError,
@@ -31,19 +34,24 @@ from tenantkit.webhooks.ssrf import (
     resolve_and_check,
     validate_url,
 )
+from tenantkit.webhooks.tasks import DELIVER, DeliveryJobs, WebhookDeliveryError
 
 __all__ = [
+    "DELIVER",
     "DELIVERY_STATUSES",
     "MAX_RESPONSE_BYTES",
     "SECRET_PREFIX",
     "USER_AGENT",
     "AttemptResult",
     "CheckedURL",
+    "DeliveryJobs",
     "UnsafeURLError",
     "WebhookAttempt",
     "WebhookDelivery",
-    "WebhookDispatcher",
+    "WebhookDeliveryError",
     "WebhookEndpoint",
+    "WebhookSender",
+    "WebhookService",
     "WebhookVerificationError",
     "endpoint_to_dict",
     "event_body",

@@ -28,8 +28,8 @@ from tenantkit.openapi.schemas import (
     WebhookEndpointCreatedOut,
     WebhookEndpointPage,
 )
-from tenantkit.webhooks.dispatcher import WebhookDispatcher
 from tenantkit.webhooks.models import DELIVERY_STATUSES, WebhookDelivery, WebhookEndpoint
+from tenantkit.webhooks.service import WebhookService
 
 __all__ = [
     "WebhookEndpointIn",
@@ -88,55 +88,53 @@ def delivery_to_dict(delivery: WebhookDelivery) -> dict[str, Any]:
     }
 
 
-async def list_webhooks(request: Request, dispatcher: WebhookDispatcher) -> Response:
+async def list_webhooks(request: Request, service: WebhookService) -> Response:
     """``GET /webhooks``: ``{"items": [...], "next_cursor": null}``, secrets omitted."""
-    endpoints = await dispatcher.list_endpoints()
+    endpoints = await service.list_endpoints()
     return json_response({"items": [endpoint_to_dict(e) for e in endpoints], "next_cursor": None})
 
 
-async def create_webhook(
-    request: Request, dispatcher: WebhookDispatcher, *, max_json_depth: int = 32
-) -> Response:
+async def create_webhook(request: Request, service: WebhookService, *, max_json_depth: int = 32) -> Response:
     """``POST /webhooks``: 201 with the endpoint and its secret; 422 for an unsafe URL or bad events."""
     body = await parse_body(request, WebhookEndpointIn, max_depth=max_json_depth)
-    endpoint, secret = await dispatcher.create_endpoint(body.url, body.events, body.description)
+    endpoint, secret = await service.create_endpoint(body.url, body.events, body.description)
     return json_response(endpoint_to_dict(endpoint, secret), status_code=201)
 
 
-async def delete_webhook(request: Request, dispatcher: WebhookDispatcher) -> Response:
+async def delete_webhook(request: Request, service: WebhookService) -> Response:
     """``DELETE /webhooks/{id}``: 204; 404 when unknown or another tenant's."""
-    await dispatcher.delete_endpoint(path_uuid(request, "id", missing="No such webhook endpoint."))
+    await service.delete_endpoint(path_uuid(request, "id", missing="No such webhook endpoint."))
     return Response(status_code=204)
 
 
-async def list_webhook_deliveries(request: Request, dispatcher: WebhookDispatcher) -> Response:
+async def list_webhook_deliveries(request: Request, service: WebhookService) -> Response:
     """``GET /webhooks/{id}/deliveries?status=``: the endpoint's latest deliveries (100)."""
-    endpoint = await dispatcher.get_endpoint(path_uuid(request, "id", missing="No such webhook endpoint."))
+    endpoint = await service.get_endpoint(path_uuid(request, "id", missing="No such webhook endpoint."))
     status = request.query_params.get("status")
     if status is not None and status not in DELIVERY_STATUSES:
         raise ValidationError(
             [{"loc": ["query", "status"], "msg": f"must be one of {list(DELIVERY_STATUSES)}", "type": "enum"}]
         )
-    deliveries = await dispatcher.list_deliveries(status, endpoint_id=endpoint.id)
+    deliveries = await service.list_deliveries(status, endpoint_id=endpoint.id)
     return json_response({"items": [delivery_to_dict(d) for d in deliveries], "next_cursor": None})
 
 
-async def requeue_webhook_delivery(request: Request, dispatcher: WebhookDispatcher) -> Response:
+async def requeue_webhook_delivery(request: Request, service: WebhookService) -> Response:
     """``POST /webhooks/deliveries/{id}/requeue``: 200 with the delivery; 409 unless it is dead."""
-    delivery = await dispatcher.requeue(path_uuid(request, "id", missing="No such webhook delivery."))
+    delivery = await service.requeue(path_uuid(request, "id", missing="No such webhook delivery."))
     return json_response(delivery_to_dict(delivery))
 
 
 def webhook_routes(
-    dispatcher: WebhookDispatcher,
+    service: WebhookService,
     *,
     decorate: Callable[[Endpoint], Endpoint] | None = None,
     max_json_depth: int = 32,
 ) -> list[BaseRoute]:
-    """Starlette routes for the handlers above, bound to ``dispatcher``.
+    """Starlette routes for the handlers above, bound to ``service``.
 
     Args:
-        dispatcher: The dispatcher the handlers use.
+        service: The webhook service the handlers use.
         decorate: Applied to every endpoint, e.g.
             ``requires_permissions("webhooks.manage")``.
         max_json_depth: Deepest JSON accepted in request bodies.
@@ -145,7 +143,7 @@ def webhook_routes(
 
     @describe(summary="The tenant's webhook endpoints", response=WebhookEndpointPage, tags=["webhooks"])
     async def list_endpoint(request: Request) -> Response:
-        return await list_webhooks(request, dispatcher)
+        return await list_webhooks(request, service)
 
     @describe(
         summary="Register a webhook endpoint (its secret is shown once)",
@@ -156,7 +154,7 @@ def webhook_routes(
         tags=["webhooks"],
     )
     async def create_endpoint(request: Request) -> Response:
-        return await create_webhook(request, dispatcher, max_json_depth=max_json_depth)
+        return await create_webhook(request, service, max_json_depth=max_json_depth)
 
     @describe(
         summary="Delete a webhook endpoint",
@@ -165,7 +163,7 @@ def webhook_routes(
         tags=["webhooks"],
     )
     async def delete_endpoint(request: Request) -> Response:
-        return await delete_webhook(request, dispatcher)
+        return await delete_webhook(request, service)
 
     @describe(
         summary="An endpoint's latest deliveries",
@@ -175,7 +173,7 @@ def webhook_routes(
         tags=["webhooks"],
     )
     async def deliveries_endpoint(request: Request) -> Response:
-        return await list_webhook_deliveries(request, dispatcher)
+        return await list_webhook_deliveries(request, service)
 
     @describe(
         summary="Retry a dead delivery",
@@ -184,7 +182,7 @@ def webhook_routes(
         tags=["webhooks"],
     )
     async def requeue_endpoint(request: Request) -> Response:
-        return await requeue_webhook_delivery(request, dispatcher)
+        return await requeue_webhook_delivery(request, service)
 
     return [
         Route("/webhooks", wrap(list_endpoint), methods=["GET"], name="tenantkit_webhooks_list"),
