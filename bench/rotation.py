@@ -85,7 +85,9 @@ async def main() -> dict[str, float]:
         await upgrade(kit.database)
         await kit.startup()
         try:
-            await kit.accounts.register(email="bench@example.com", password="bench-password", tenant_name="Bench")
+            await kit.accounts.register(
+                email="bench@example.com", password="bench-password", tenant_name="Bench"
+            )
             pair = await kit.sessions.login(
                 email="bench@example.com", password="bench-password", tenant=None, ip=None, user_agent="bench"
             )

@@ -133,7 +133,9 @@ class HookRecorder:
         self.dead: list[dict[str, Any]] = []
 
     @hookimpl
-    def tenantkit_on_webhook_delivered(self, endpoint_id: str, event_id: str, status: int, attempt: int) -> None:
+    def tenantkit_on_webhook_delivered(
+        self, endpoint_id: str, event_id: str, status: int, attempt: int
+    ) -> None:
         self.delivered.append(
             {"endpoint_id": endpoint_id, "event_id": event_id, "status": status, "attempt": attempt}
         )
