@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -16,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from inventory_app.schemas import ListQuery
-from tenantkit import BadRequestError, TenantKit, ValidationError, current_principal, path_uuid
+from tenantkit import TenantKit, ValidationError, current_principal, path_uuid
+from tenantkit.pagination import decode_cursor, encode_cursor
 
 __all__ = [
     "decode_cursor",
@@ -70,25 +68,6 @@ def money(value: Decimal) -> str:
 def iso(value: datetime) -> str:
     """ISO 8601, UTC, with offset."""
     return value.astimezone(UTC).isoformat()
-
-
-def encode_cursor(created_at: datetime, id: uuid.UUID) -> str:
-    """An opaque cursor for the position after ``(created_at, id)``."""
-    raw = json.dumps([created_at.astimezone(UTC).isoformat(), id.hex], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """The position a cursor names; 400 when it was not made by :func:`encode_cursor`."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, ident = json.loads(raw)
-        when = datetime.fromisoformat(created)
-        if when.tzinfo is None:
-            raise ValueError("naive timestamp")
-        return when.astimezone(UTC), uuid.UUID(ident)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise BadRequestError("The cursor is invalid; use next_cursor from a previous page.") from None
 
 
 async def paginate(
