@@ -15,7 +15,7 @@ from tenantkit.security.cors import CORS_EXPOSE_HEADERS, CORSMiddleware
 from tenantkit.security.decorators import rate_limit
 from tenantkit.security.headers import DEFAULT_CSP, HSTS, SecurityHeadersMiddleware
 from tenantkit.security.hosts import TrustedHostMiddleware
-from tenantkit.security.middleware import DEFAULT_AUTH_PATHS, DEFAULT_EXEMPT_PATHS, RateLimitMiddleware
+from tenantkit.security.middleware import DEFAULT_EXEMPT_PATHS, RateLimitMiddleware
 from tenantkit.security.ratelimit import (
     RateLimiter,
     RateLimitResult,
@@ -23,18 +23,19 @@ from tenantkit.security.ratelimit import (
     limit_headers,
     rate_key,
 )
+from tenantkit.security.request_headers import EmptyHeaderMiddleware
 
 if TYPE_CHECKING:
     from tenantkit.kit import TenantKit
 
 __all__ = [
     "CORS_EXPOSE_HEADERS",
-    "DEFAULT_AUTH_PATHS",
     "DEFAULT_CSP",
     "DEFAULT_EXEMPT_PATHS",
     "HSTS",
     "BodySizeLimitMiddleware",
     "CORSMiddleware",
+    "EmptyHeaderMiddleware",
     "RateLimitMiddleware",
     "RateLimitResult",
     "RateLimiter",
@@ -50,7 +51,7 @@ __all__ = [
 
 
 def security_middleware(kit: TenantKit) -> list[Middleware]:
-    """Headers, trusted hosts, CORS and the body-size limit, outermost first, from ``kit.settings``."""
+    """Headers, trusted hosts, CORS, empty tenant header refusal and the body-size limit, outermost first."""
     settings = kit.settings
     stack = [Middleware(SecurityHeadersMiddleware, hsts=not settings.is_development)]
     if settings.allowed_hosts and "*" not in settings.allowed_hosts:
@@ -67,6 +68,7 @@ def security_middleware(kit: TenantKit) -> list[Middleware]:
 
     # Local uploads check their signed, declared size themselves.
     exempt = [kit.storage.base_url_path] if isinstance(kit.storage, LocalStorage) else []
+    stack.append(Middleware(EmptyHeaderMiddleware, headers=(settings.tenant_header,)))
     stack.append(
         Middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes, exempt_prefixes=exempt)
     )
@@ -82,4 +84,5 @@ def rate_limit_middleware(kit: TenantKit) -> Middleware:
         auth=settings.rate_limit_auth,
         api=settings.rate_limit_api,
         tenant=settings.rate_limit_tenant,
+        tenant_prefix=settings.tenant_path_prefix if "path" in settings.tenant_resolvers else None,
     )
