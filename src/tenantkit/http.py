@@ -34,6 +34,7 @@ __all__ = [
     "edge_errors",
     "json_response",
     "parse_body",
+    "parse_query",
     "path_uuid",
     "problem_exception_handlers",
     "validation_errors",
@@ -189,6 +190,27 @@ async def parse_body(request: Request, model: type[ModelT], *, max_depth: int = 
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
         raise ValidationError(validation_errors(exc)) from None
+
+
+def parse_query(request: Request, model: type[ModelT]) -> ModelT:
+    """The query string as ``model`` (a :class:`RequestModel`: unknown parameters are refused).
+
+    A parameter given twice keeps its last value.
+
+    Raises:
+        BadRequestError: a malformed ``cursor`` (400, as for any tampered cursor).
+        ValidationError: 422 naming every bad parameter as ``["query", name]``.
+    """
+    try:
+        return model.model_validate(dict(request.query_params))
+    except pydantic.ValidationError as exc:
+        errors = [
+            {"loc": ["query", *error["loc"]], "msg": error["msg"], "type": error["type"]}
+            for error in exc.errors(include_url=False, include_input=False, include_context=False)
+        ]
+        if any(error["loc"][1:2] == ["cursor"] for error in errors):
+            raise BadRequestError("The cursor is invalid; use next_cursor from a previous page.") from None
+        raise ValidationError(errors) from None
 
 
 def path_uuid(request: Request, name: str, *, missing: str) -> uuid.UUID:

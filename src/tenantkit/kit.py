@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from tenantkit.auth.keys import KeySet
@@ -31,7 +31,6 @@ from tenantkit.context import current_client_ip, current_request_id
 from tenantkit.db.base import utcnow
 from tenantkit.db.engine import Database
 from tenantkit.db.models import User
-from tenantkit.errors import ConfigurationError
 from tenantkit.health import health_endpoint
 from tenantkit.http import problem_exception_handlers
 from tenantkit.mail import LogMailer, Mail, Mailer, SMTPMailer
@@ -285,20 +284,9 @@ class TenantKit:
 
     def check_routes(self, routes: Iterable[BaseRoute]) -> None:
         """Refuse to start when a route requires a permission no registry knows."""
-        unknown: set[str] = set()
-        for route in routes:
-            if isinstance(route, Mount):
-                self.check_routes(route.routes or ())
-                continue
-            endpoint = getattr(route, "endpoint", None)
-            candidates = [endpoint]
-            if isinstance(endpoint, type):
-                candidates = [getattr(endpoint, m, None) for m in ("get", "post", "put", "patch", "delete")]
-            for candidate in candidates:
-                guard = getattr(candidate, "__tenantkit_guard__", None) or {}
-                unknown.update(p for p in guard.get("permissions", ()) if p not in self.permissions)
-        if unknown:
-            raise ConfigurationError(f"routes require unregistered permissions: {sorted(unknown)}")
+        from tenantkit.routing import check_routes
+
+        check_routes(routes, self.permissions)
 
     # ------------------------------------------------------------------ #
     # Services used across modules

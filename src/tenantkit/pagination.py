@@ -38,14 +38,13 @@ CURSOR_MAX_LENGTH = 512
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
 _SHAPE = re.compile(CURSOR_PATTERN)
 
-#: A ``cursor`` query parameter as documented and validated (422 when it does not look like one).
+#: A ``cursor`` query parameter. Its shape is documented; :func:`decode_cursor` checks it,
+#: so any malformed cursor is a 400 (never a 422), as the HTTP contract says.
 CursorParam = Annotated[
     str,
     Field(
-        min_length=1,
-        max_length=CURSOR_MAX_LENGTH,
-        pattern=CURSOR_PATTERN,
-        description="`next_cursor` of the previous page (opaque; a tampered cursor is a 400).",
+        description="`next_cursor` of the previous page (opaque; a malformed cursor is a 400).",
+        json_schema_extra={"minLength": 1, "maxLength": CURSOR_MAX_LENGTH, "pattern": CURSOR_PATTERN},
     ),
 ]
 

@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-import pydantic
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from inventory_app.schemas import ListQuery
-from tenantkit import TenantKit, ValidationError, current_principal, path_uuid
+from tenantkit import TenantKit, current_principal, path_uuid
+from tenantkit.http import parse_query as parse_list_query
 from tenantkit.pagination import decode_cursor, encode_cursor
 
 __all__ = [
@@ -49,15 +49,8 @@ def principal_id() -> uuid.UUID | None:
 
 
 def parse_query(request: Request) -> ListQuery:
-    """The list query parameters, or 422 naming each bad one."""
-    try:
-        return ListQuery.model_validate(dict(request.query_params))
-    except pydantic.ValidationError as exc:
-        errors = [
-            {"loc": ["query", *error["loc"]], "msg": error["msg"], "type": error["type"]}
-            for error in exc.errors(include_url=False, include_input=False, include_context=False)
-        ]
-        raise ValidationError(errors) from None
+    """The list query parameters: 422 naming each bad one, 400 for a malformed cursor."""
+    return parse_list_query(request, ListQuery)
 
 
 def money(value: Decimal) -> str:

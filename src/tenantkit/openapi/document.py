@@ -263,12 +263,26 @@ def _resolve(schemas: Mapping[str, Any], ref_or_schema: Mapping[str, Any]) -> Ma
     return ref_or_schema
 
 
+def _not_null(prop: dict[str, Any]) -> dict[str, Any]:
+    """``T | None`` of an optional query parameter is just ``T``: a query string has no null."""
+    options = prop.get("anyOf")
+    if isinstance(options, list) and {"type": "null"} in options:
+        rest = [o for o in options if o != {"type": "null"}]
+        if len(rest) == 1:
+            merged = {k: v for k, v in prop.items() if k != "anyOf"}
+            merged.update({k: v for k, v in rest[0].items() if k not in merged})
+            if merged.get("default", ...) is None:
+                merged.pop("default")
+            return merged
+    return prop
+
+
 def _query_parameters(schemas: Mapping[str, Any], schema: Mapping[str, Any]) -> list[dict[str, Any]]:
     model = _resolve(schemas, schema)
     required = set(model.get("required", ()))
     parameters = []
     for name, prop in model.get("properties", {}).items():
-        prop = dict(prop)
+        prop = _not_null(dict(prop))
         text = prop.pop("description", None)
         prop.pop("title", None)
         parameter: dict[str, Any] = {
