@@ -11,9 +11,17 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from tenantkit.http import RequestModel, check_text
 from tenantkit.pagination import CursorParam
@@ -112,8 +120,24 @@ class ProductIn(_In):
     ] = 0
 
 
+def _absent_not_null(schema: dict[str, Any]) -> None:
+    """Optional fields of a PATCH may be left out but never be ``null``: say so in the schema."""
+    for prop in schema.get("properties", {}).values():
+        options = prop.get("anyOf")
+        if isinstance(options, list) and {"type": "null"} in options:
+            rest = [o for o in options if o != {"type": "null"}]
+            del prop["anyOf"]
+            prop.pop("default", None)
+            if len(rest) == 1:
+                prop.update(rest[0])
+            else:
+                prop["anyOf"] = rest
+
+
 class ProductPatch(_In):
     """``PATCH /products/{id}``: any subset of the writable fields (stock changes through adjustments)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_absent_not_null)
 
     sku: Sku | None = None
     name: Name | None = None
