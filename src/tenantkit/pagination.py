@@ -24,7 +24,7 @@ import json
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, TypeVar, overload
+from typing import Annotated, Any, TypeVar, overload
 
 from pydantic import Field
 
@@ -72,9 +72,7 @@ def encode_cursor(created_at: datetime, row_id: uuid.UUID | int) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]: ...
 @overload
 def decode_cursor(cursor: str, id_type: type[IdT]) -> tuple[datetime, IdT]: ...
-def decode_cursor(
-    cursor: str, id_type: type[uuid.UUID] | type[int] = uuid.UUID
-) -> tuple[datetime, uuid.UUID | int]:
+def decode_cursor(cursor: str, id_type: type[Any] = uuid.UUID) -> tuple[datetime, Any]:
     """The position a cursor names.
 
     Args:

@@ -142,7 +142,8 @@ def route_spec(target: BaseRoute | Any, method: str | None = None) -> RouteSpec:
             ``HTTPEndpoint`` class is unwrapped).
         method: For an ``HTTPEndpoint`` class, which of its handlers to read.
     """
-    path, name, methods = "", None, ()
+    path, name = "", None
+    methods: tuple[str, ...] = ()
     endpoint = target
     if isinstance(target, Route):
         path, name = target.path, target.name
