@@ -163,7 +163,7 @@ def validation_errors(exc: pydantic.ValidationError) -> list[dict[str, Any]]:
 
 
 async def parse_body(request: Request, model: type[ModelT], *, max_depth: int = 32) -> ModelT:
-    """Read a JSON body into ``model``.
+    """Read a JSON body into ``model``; a request with no body and no content type reads as ``{}``.
 
     Raises:
         UnsupportedMediaTypeError: the content type is not JSON (415).
@@ -174,9 +174,12 @@ async def parse_body(request: Request, model: type[ModelT], *, max_depth: int = 
             ``bigint`` or non-finite number, whatever the model (422 naming it).
     """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json" and not content_type.endswith("+json"):
+    if not content_type and not await request.body():
+        raw = b"{}"  # no body at all: the model decides (422 when a field is required)
+    elif content_type != "application/json" and not content_type.endswith("+json"):
         raise UnsupportedMediaTypeError("Send the body as application/json.")
-    raw = await request.body()
+    else:
+        raw = await request.body()
     try:
         data = json.loads(raw) if raw else None
     except (ValueError, RecursionError):

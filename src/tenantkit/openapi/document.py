@@ -370,9 +370,10 @@ def openapi_document(
 
         body = schema_of(spec.body, "validation")
         if body is not None:
-            # parse_body refuses a missing body (415) even when every field is optional.
+            # parse_body reads a request without a body as ``{}``: optional when no field is required.
+            optional = not _resolve(schemas, body).get("required")
             op["requestBody"] = {
-                "required": True,
+                "required": not optional,
                 "content": {"application/json": {"schema": body}},
             }
         elif spec.body_media_type:
