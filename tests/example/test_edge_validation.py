@@ -95,7 +95,7 @@ async def test_an_order_total_beyond_the_column_is_a_422_and_reserves_nothing(
         "0",
         _cursor(["2024-01-01T00:00:00+00:00", 12345]),
         _cursor(["2024-01-01T00:00:00+00:00", "12345"]),
-        _cursor(["0001-01-01T00:00:00+01:00", str(uuid.uuid4())]),
+        _cursor(["0001-01-01T00:00:00+01:00", "6c1f3a4e-0000-4000-8000-000000000001"]),
         _cursor({"a": 1}),
         "A" * 600,
         "a\u0000b",
