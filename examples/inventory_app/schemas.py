@@ -1,13 +1,30 @@
-"""Request and response bodies (pydantic v2; unknown fields are rejected)."""
+"""Request and response bodies (pydantic v2; unknown fields are rejected).
+
+Request models derive from :class:`tenantkit.http.RequestModel`: a NUL byte or
+an unpaired surrogate in any string and any number out of range are a 422
+naming the field. Every constraint a validator enforces is in the JSON schema
+the OpenAPI document is generated from, so the document states what is accepted.
+"""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+
+from tenantkit.http import RequestModel, check_text
+from tenantkit.pagination import CursorParam
 
 __all__ = [
     "AdjustmentIn",
@@ -31,6 +48,8 @@ __all__ = [
 ]
 
 MAX_LIMIT = 100
+#: The largest price and order total the ``Numeric(12, 2)`` columns hold.
+MAX_MONEY = Decimal("9999999999.99")
 
 
 def _no_bool(value: object) -> object:
@@ -40,19 +59,52 @@ def _no_bool(value: object) -> object:
     return value
 
 
-Sku = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Description = Annotated[str, StringConstraints(max_length=2000)]
+def _integral(value: object) -> object:
+    """JSON integers, and numbers with no fraction (``278671.0``, an integer in JSON Schema)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("Input should be an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("Input should be an integer")
+        return int(value)
+    return value
+
+
+#: A JSON integer or an integral number; strings and booleans are refused.
+_INTEGRAL = BeforeValidator(_integral)
+_STORABLE = AfterValidator(check_text)
+
+
+#: Documented as it is validated: the pattern admits no leading/trailing spaces,
+#: so what the schema calls valid is stored as sent.
+_WORDS = r"^\S(.*\S)?$"
+Sku = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_WORDS), _STORABLE]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=_WORDS), _STORABLE]
+Description = Annotated[str, StringConstraints(max_length=2000), _STORABLE]
+#: A JSON number or a decimal string with at most two decimals, from 0 to 9999999999.99.
 Price = Annotated[
     Decimal,
+    Field(
+        ge=0,
+        le=MAX_MONEY,
+        max_digits=12,
+        decimal_places=2,
+        allow_inf_nan=False,
+        examples=["19.99"],
+        json_schema_extra={
+            "anyOf": [
+                {"type": "number", "minimum": 0, "maximum": 9999999999.99, "multipleOf": 0.01},
+                {"type": "string", "pattern": r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$"},
+            ]
+        },
+    ),
     BeforeValidator(_no_bool),
-    Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False, examples=["19.99"]),
 ]
-Threshold = Annotated[int, Field(ge=0, le=1_000_000, strict=True)]
+Threshold = Annotated[int, Field(ge=0, le=1_000_000), _INTEGRAL]
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _In(RequestModel):
+    pass
 
 
 class ProductIn(_In):
@@ -64,12 +116,28 @@ class ProductIn(_In):
     description: Description = ""
     low_stock_threshold: Threshold = 5
     stock: Annotated[
-        int, Field(strict=True, ge=0, le=1_000_000, description="initial stock, recorded in the ledger")
+        int, Field(ge=0, le=1_000_000, description="initial stock, recorded in the ledger"), _INTEGRAL
     ] = 0
+
+
+def _absent_not_null(schema: dict[str, Any]) -> None:
+    """Optional fields of a PATCH may be left out but never be ``null``: say so in the schema."""
+    for prop in schema.get("properties", {}).values():
+        options = prop.get("anyOf")
+        if isinstance(options, list) and {"type": "null"} in options:
+            rest = [o for o in options if o != {"type": "null"}]
+            del prop["anyOf"]
+            prop.pop("default", None)
+            if len(rest) == 1:
+                prop.update(rest[0])
+            else:
+                prop["anyOf"] = rest
 
 
 class ProductPatch(_In):
     """``PATCH /products/{id}``: any subset of the writable fields (stock changes through adjustments)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_absent_not_null)
 
     sku: Sku | None = None
     name: Name | None = None
@@ -99,14 +167,14 @@ class ProductList(BaseModel):
     next_cursor: str | None
 
 
-class ListQuery(BaseModel):
-    """Query parameters of the list endpoints (unknown parameters are ignored)."""
+class ListQuery(RequestModel):
+    """Query parameters of the list endpoints (an unknown parameter is a 422)."""
 
     limit: int = Field(default=20, ge=1, le=MAX_LIMIT)
-    cursor: str | None = Field(
-        default=None, max_length=512, description="``next_cursor`` of the previous page"
+    cursor: CursorParam | None = None
+    q: Annotated[str, StringConstraints(max_length=200), _STORABLE] | None = Field(
+        default=None, description="case-insensitive search in name and sku"
     )
-    q: str | None = Field(default=None, max_length=200, description="case-insensitive search in name and sku")
 
 
 class InventoryItem(BaseModel):
@@ -130,8 +198,10 @@ class InventoryList(BaseModel):
 class AdjustmentIn(_In):
     """``POST /inventory/{product_id}/adjustments``: a non-zero ``delta`` and why."""
 
-    delta: Annotated[int, Field(strict=True, ge=-1_000_000, le=1_000_000)]
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    delta: Annotated[
+        int, Field(ge=-1_000_000, le=1_000_000, json_schema_extra={"not": {"const": 0}}), _INTEGRAL
+    ]
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=_WORDS), _STORABLE]
 
     @field_validator("delta")
     @classmethod
@@ -157,7 +227,7 @@ class OrderLineIn(_In):
     """One line of a new order."""
 
     product_id: uuid.UUID
-    quantity: Annotated[int, Field(strict=True, ge=1, le=10_000)]
+    quantity: Annotated[int, Field(ge=1, le=10_000), _INTEGRAL]
 
 
 class OrderIn(_In):
@@ -198,9 +268,9 @@ class OrderList(BaseModel):
 class FileUploadIn(_In):
     """``POST /files/uploads``: what the client is about to upload."""
 
-    filename: Annotated[str, StringConstraints(min_length=1, max_length=255)]
-    content_type: Annotated[str, StringConstraints(min_length=1, max_length=127)]
-    size: Annotated[int, Field(strict=True, ge=1)]
+    filename: Annotated[str, StringConstraints(min_length=1, max_length=255), _STORABLE]
+    content_type: Annotated[str, StringConstraints(min_length=1, max_length=127), _STORABLE]
+    size: Annotated[int, Field(ge=1, le=2**53), _INTEGRAL]
     visibility: Literal["private", "public"] = "private"
 
 

@@ -25,7 +25,10 @@ from tenantkit.db.models import Membership, User
 from tenantkit.mail import Mail
 from tenantkit.rbac.roles import ADMIN
 
-__all__ = ["StockChange", "apply_delta", "emit_low_stock", "mail_low_stock"]
+__all__ = ["MAX_STOCK", "StockChange", "apply_delta", "emit_low_stock", "mail_low_stock"]
+
+#: The most stock a product may hold (its column is a 32-bit ``integer``).
+MAX_STOCK = 2_000_000_000
 
 logger = logging.getLogger("inventory_app")
 
@@ -63,11 +66,13 @@ async def apply_delta(
 
     Raises:
         NotFoundError: no such product in this brand (404).
-        ConflictError: the stock would fall below zero; nothing is written (409).
+        ConflictError: the stock would fall below zero, or rise beyond ``MAX_STOCK``
+            (the ``integer`` column); nothing is written (409).
     """
+    # ``stock >= -delta`` and ``stock <= MAX_STOCK - delta`` never compute past the column's range.
     statement = (
         update(Product)
-        .where(Product.id == product_id, Product.stock + delta >= 0)
+        .where(Product.id == product_id, Product.stock >= -delta, Product.stock <= MAX_STOCK - delta)
         .values(stock=Product.stock + delta, updated_at=utcnow())
         .returning(Product.stock, Product.low_stock_threshold, Product.price, Product.sku, Product.name)
         .execution_options(synchronize_session=False)
@@ -77,6 +82,8 @@ async def apply_delta(
         stock = await session.scalar(select(Product.stock).where(Product.id == product_id))
         if stock is None:
             raise NotFoundError(f"Product {product_id} not found.")
+        if delta > 0:
+            raise ConflictError(f"Stock of product {product_id} cannot exceed {MAX_STOCK}.", available=stock)
         raise ConflictError(
             f"Not enough stock for product {product_id}: {stock} available.",
             product_id=str(product_id),

@@ -35,7 +35,7 @@ from tenantkit.errors import (
     TokenReuseError,
     ValidationError,
 )
-from tenantkit.http import json_response, parse_body, path_uuid
+from tenantkit.http import RequestModel, SafeText, json_response, parse_body, parse_query, path_uuid
 from tenantkit.kit import TenantKit
 from tenantkit.openapi import describe
 from tenantkit.plugins import hookimpl
@@ -69,6 +69,8 @@ __all__ = [
     "Principal",
     "ProblemError",
     "RateLimitedError",
+    "RequestModel",
+    "SafeText",
     "ServiceUnavailableError",
     "Settings",
     "Store",
@@ -94,6 +96,7 @@ __all__ = [
     "hookimpl",
     "json_response",
     "parse_body",
+    "parse_query",
     "path_uuid",
     "requires_auth",
     "requires_permissions",

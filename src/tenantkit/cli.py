@@ -50,32 +50,22 @@ def _kit(args: argparse.Namespace, extra_locations: Sequence[str] = ()) -> Tenan
 
 def _routes(args: argparse.Namespace) -> None:
     """Print every route with its methods and the permissions or roles it requires."""
-    from starlette.routing import Mount, Route
+    from tenantkit.routing import walk_routes
 
     if args.app:
         routes: Sequence[BaseRoute] = load_app(args.app)[1]
     else:
         routes = TenantKit(Settings.load()).build_app().routes
 
-    def walk(items: Sequence[BaseRoute], prefix: str = "") -> list[tuple[str, str, str]]:
-        rows: list[tuple[str, str, str]] = []
-        for route in items:
-            if isinstance(route, Mount):
-                rows.extend(walk(route.routes or (), prefix + route.path))
-            elif isinstance(route, Route):
-                guard = getattr(route.endpoint, "__tenantkit_guard__", {})
-                joiner = " | " if guard.get("any_of") else ", "
-                needs = joiner.join(
-                    [
-                        *sorted(guard.get("permissions", ())),
-                        *(f"role:{r}" for r in sorted(guard.get("roles", ()))),
-                    ]
-                ) or ("authenticated" if guard else "public")
-                methods = ",".join(sorted((route.methods or {"GET"}) - {"HEAD"}))
-                rows.append((methods, prefix + route.path, needs))
-        return rows
-
-    rows = sorted(walk(routes), key=lambda row: (row[1], row[0]))
+    rows: list[tuple[str, str, str]] = []
+    for entry in walk_routes(routes):
+        spec = entry.spec
+        joiner = " | " if spec.any_of else ", "
+        needs = joiner.join([*sorted(spec.permissions), *(f"role:{r}" for r in sorted(spec.roles))]) or (
+            "authenticated" if spec.authenticated else "public"
+        )
+        rows.append((",".join(sorted(set(entry.methods) - {"HEAD"})), entry.path, needs))
+    rows = sorted(rows, key=lambda row: (row[1], row[0]))
     width = max((len(row[0]) for row in rows), default=6)
     path_width = max((len(row[1]) for row in rows), default=4)
     for methods, path, needs in rows:

@@ -99,6 +99,7 @@ def health_endpoint(
         responses={503: "A backing service is unavailable (named in the problem)."},
         tags=["platform"],
         public=True,
+        rate_limited=False,
     )
     async def health(request: Request) -> Response:
         database_state, redis_state, worker_state = await asyncio.gather(

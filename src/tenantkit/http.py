@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 import uuid
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import pydantic
+from pydantic import AfterValidator
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -21,8 +24,21 @@ from tenantkit.errors import (
     ValidationError,
     problem_response,
 )
+from tenantkit.routing import allowed_methods
 
-__all__ = ["json_response", "parse_body", "path_uuid", "problem_exception_handlers", "validation_errors"]
+__all__ = [
+    "BIGINT_MAX",
+    "RequestModel",
+    "SafeText",
+    "check_text",
+    "edge_errors",
+    "json_response",
+    "parse_body",
+    "parse_query",
+    "path_uuid",
+    "problem_exception_handlers",
+    "validation_errors",
+]
 
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
 
@@ -42,6 +58,102 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
+#: The widest integer any column holds (PostgreSQL ``bigint``); JSON integers beyond it are refused.
+BIGINT_MAX = 2**63 - 1
+_NUL_OR_SURROGATE = re.compile("[\x00\ud800-\udfff]")
+
+
+def check_text(value: str) -> str:
+    """``value`` unchanged, or ``ValueError`` when it holds a NUL byte or an unpaired surrogate.
+
+    Neither can be stored in a PostgreSQL text column (nor encoded as UTF-8), so
+    they are refused at the edge as a 422 naming the field, never a database error.
+    """
+    if _NUL_OR_SURROGATE.search(value):
+        raise ValueError("must not contain NUL characters or unpaired surrogates")
+    return value
+
+
+#: A string that any database can store: no NUL, no unpaired surrogate (422 otherwise).
+SafeText = Annotated[str, AfterValidator(check_text)]
+
+
+def _out_of_range(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return not -BIGINT_MAX - 1 <= value <= BIGINT_MAX
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def edge_errors(data: Any, loc: tuple[str | int, ...] = ("body",)) -> list[dict[str, Any]]:
+    """What no model may receive, wherever it sits in decoded JSON: one error per offending value.
+
+    Strings (and object keys) with NUL or unpaired surrogates, integers beyond
+    ``bigint``, and non-finite numbers (``NaN``, ``Infinity``, ``1e999``).
+    """
+    errors: list[dict[str, Any]] = []
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(data, loc)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if _NUL_OR_SURROGATE.search(item):
+                errors.append(
+                    {
+                        "loc": list(where),
+                        "msg": "must not contain NUL characters or unpaired surrogates",
+                        "type": "string_unstorable",
+                    }
+                )
+        elif _out_of_range(item):
+            errors.append({"loc": list(where), "msg": "number out of range", "type": "number_out_of_range"})
+        elif isinstance(item, dict):
+            for key, value in item.items():
+                where_key = (*where, key if not _NUL_OR_SURROGATE.search(key) else "<invalid key>")
+                if _NUL_OR_SURROGATE.search(key):
+                    errors.append(
+                        {
+                            "loc": list(where_key),
+                            "msg": "keys must not contain NUL characters or unpaired surrogates",
+                            "type": "string_unstorable",
+                        }
+                    )
+                    continue
+                stack.append((value, where_key))
+        elif isinstance(item, list):
+            stack.extend((value, (*where, index)) for index, value in enumerate(item))
+    errors.reverse()
+    return errors
+
+
+def _refuse_unstorable(value: Any) -> Any:
+    if edge_errors(value, ()):
+        raise ValueError("must not contain NUL characters, unpaired surrogates or out-of-range numbers")
+    return value
+
+
+class RequestModel(pydantic.BaseModel):
+    """Base of request bodies and query models: unknown fields refused, every field checked at the edge.
+
+    A NUL byte or an unpaired surrogate in any string, an integer beyond
+    ``bigint`` or a non-finite number is a 422 naming the field, whichever
+    field and however deeply nested.
+
+    Example:
+        ```python
+        class ProductIn(RequestModel):
+            sku: Annotated[str, StringConstraints(max_length=64)]
+        ```
+    """
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    @pydantic.field_validator("*", mode="before")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        return _refuse_unstorable(value)
+
+
 def validation_errors(exc: pydantic.ValidationError) -> list[dict[str, Any]]:
     """Pydantic errors as ``[{"loc", "msg", "type"}]`` without echoing input values."""
     return [
@@ -51,28 +163,57 @@ def validation_errors(exc: pydantic.ValidationError) -> list[dict[str, Any]]:
 
 
 async def parse_body(request: Request, model: type[ModelT], *, max_depth: int = 32) -> ModelT:
-    """Read a JSON body into ``model``.
+    """Read a JSON body into ``model``; a request with no body and no content type reads as ``{}``.
 
     Raises:
         UnsupportedMediaTypeError: the content type is not JSON (415).
         BadRequestError: the body is not valid JSON (400).
         PayloadTooLargeError: nested deeper than ``max_depth`` (413).
-        ValidationError: fields are missing, unknown or of the wrong type (422).
+        ValidationError: fields are missing, unknown or of the wrong type (422);
+            any string holding NUL or an unpaired surrogate, any integer beyond
+            ``bigint`` or non-finite number, whatever the model (422 naming it).
     """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json" and not content_type.endswith("+json"):
+    if not content_type and not await request.body():
+        raw = b"{}"  # no body at all: the model decides (422 when a field is required)
+    elif content_type != "application/json" and not content_type.endswith("+json"):
         raise UnsupportedMediaTypeError("Send the body as application/json.")
-    raw = await request.body()
+    else:
+        raw = await request.body()
     try:
         data = json.loads(raw) if raw else None
     except (ValueError, RecursionError):
         raise BadRequestError("The body is not valid JSON.") from None
     if _depth_exceeds(data, max_depth):
         raise PayloadTooLargeError(f"JSON nested deeper than {max_depth} levels.")
+    unstorable = edge_errors(data)
+    if unstorable:
+        raise ValidationError(unstorable)
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
         raise ValidationError(validation_errors(exc)) from None
+
+
+def parse_query(request: Request, model: type[ModelT]) -> ModelT:
+    """The query string as ``model`` (a :class:`RequestModel`: unknown parameters are refused).
+
+    A parameter given twice keeps its last value.
+
+    Raises:
+        BadRequestError: a malformed ``cursor`` (400, as for any tampered cursor).
+        ValidationError: 422 naming every bad parameter as ``["query", name]``.
+    """
+    try:
+        return model.model_validate(dict(request.query_params))
+    except pydantic.ValidationError as exc:
+        errors = [
+            {"loc": ["query", *error["loc"]], "msg": error["msg"], "type": error["type"]}
+            for error in exc.errors(include_url=False, include_input=False, include_context=False)
+        ]
+        if any(error["loc"][1:2] == ["cursor"] for error in errors):
+            raise BadRequestError("The cursor is invalid; use next_cursor from a previous page.") from None
+        raise ValidationError(errors) from None
 
 
 def path_uuid(request: Request, name: str, *, missing: str) -> uuid.UUID:
@@ -100,7 +241,14 @@ async def _http_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code in (204, 304):
         return Response(status_code=exc.status_code, headers=exc.headers)
-    return problem_response(exc.status_code, exc.detail, headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        # Starlette names only the first route matching the path; several routes may share it.
+        app = request.scope.get("app")
+        methods = allowed_methods(getattr(app, "routes", ()), request.scope)
+        if methods:
+            headers = {**(headers or {}), "Allow": ", ".join(methods)}
+    return problem_response(exc.status_code, exc.detail, headers=headers)
 
 
 async def _unavailable_handler(request: Request, exc: Exception) -> Response:

@@ -11,7 +11,7 @@ from typing import Any
 import pluggy
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from tenantkit.audit import AuditLog, AuditRoutes
@@ -19,7 +19,7 @@ from tenantkit.auth.accounts import Accounts
 from tenantkit.auth.identity import Authenticator
 from tenantkit.auth.keys import KeySet
 from tenantkit.auth.lockout import Lockout
-from tenantkit.auth.middleware import DEFAULT_OPTIONAL_PATHS, AuthenticationMiddleware
+from tenantkit.auth.middleware import AuthenticationMiddleware
 from tenantkit.auth.passwords import PasswordHasher
 from tenantkit.auth.revocation import RevocationList
 from tenantkit.auth.routes import AuthRoutes
@@ -27,7 +27,6 @@ from tenantkit.auth.sessions import Sessions
 from tenantkit.auth.tokens import AccessTokens
 from tenantkit.background import Background
 from tenantkit.db.engine import Database
-from tenantkit.errors import ConfigurationError
 from tenantkit.events import Events
 from tenantkit.health import health_endpoint
 from tenantkit.http import problem_exception_handlers
@@ -40,6 +39,7 @@ from tenantkit.plugins.manager import create_plugin_manager
 from tenantkit.rbac.access import Access
 from tenantkit.rbac.registry import PermissionRegistry
 from tenantkit.rbac.roles import RoleBook
+from tenantkit.routing import public_paths
 from tenantkit.security import RateLimiter, rate_limit_middleware, security_middleware
 from tenantkit.settings import Settings
 from tenantkit.stores.base import Store, create_store
@@ -223,12 +223,13 @@ class TenantKit:
                 RequestContextMiddleware, trusted_proxies=settings.trusted_proxies, metrics=self.metrics
             ),
             *security_middleware(settings, body_limit_exempt=self._self_limited_paths()),
-            # /metrics checks its own bearer token (TENANTKIT_METRICS_TOKEN), not a JWT
+            # On public routes (sign-in, refresh, health, /metrics with its own token...)
+            # a stale or foreign Authorization header is ignored, not refused.
             Middleware(
                 AuthenticationMiddleware,
                 authenticator=self.authenticator,
                 access=self.access,
-                optional_paths=(*DEFAULT_OPTIONAL_PATHS, "/metrics"),
+                optional_paths=public_paths(self.routes),
             ),
             rate_limit_middleware(settings, self.rate_limiter),
             Middleware(TenantMiddleware, directory=self.directory, resolvers=resolvers),
@@ -294,6 +295,7 @@ class TenantKit:
             responses={401: "TENANTKIT_METRICS_TOKEN is set and the bearer token is missing or wrong."},
             tags=["platform"],
             public=True,
+            rate_limited=False,
         )(endpoint)
 
     @contextlib.asynccontextmanager
@@ -346,20 +348,9 @@ class TenantKit:
 
     def check_routes(self, routes: Iterable[BaseRoute]) -> None:
         """Refuse to start when a route requires a permission no registry knows."""
-        unknown: set[str] = set()
-        for route in routes:
-            if isinstance(route, Mount):
-                self.check_routes(route.routes or ())
-                continue
-            endpoint = getattr(route, "endpoint", None)
-            candidates = [endpoint]
-            if isinstance(endpoint, type):
-                candidates = [getattr(endpoint, m, None) for m in ("get", "post", "put", "patch", "delete")]
-            for candidate in candidates:
-                guard = getattr(candidate, "__tenantkit_guard__", None) or {}
-                unknown.update(p for p in guard.get("permissions", ()) if p not in self.permissions)
-        if unknown:
-            raise ConfigurationError(f"routes require unregistered permissions: {sorted(unknown)}")
+        from tenantkit.routing import check_routes
+
+        check_routes(routes, self.permissions)
 
     # ------------------------------------------------------------------ #
     # Services used across modules

@@ -1,8 +1,15 @@
-"""Hypothesis feeds random and mutated tokens and bodies; nothing answers 500."""
+"""Hypothesis feeds random and mutated tokens and bodies; nothing answers 500.
+
+Runs on SQLite and on PostgreSQL + Redis (where a NUL byte or an out-of-range
+number used to reach the database). Strings include NUL and unpaired
+surrogates, numbers go far beyond bigint. ``TENANTKIT_FUZZ_EXAMPLES`` sets the
+examples per test (60 by default; the ``fuzz_long`` run uses more).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pytest
@@ -11,7 +18,8 @@ from hypothesis import strategies as st
 
 from tests.helpers import Api
 
-pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+pytestmark = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+EXAMPLES = int(os.environ.get("TENANTKIT_FUZZ_EXAMPLES", "60"))
 
 BODY_ROUTES = [
     "/auth/register",
@@ -26,11 +34,21 @@ BODY_ROUTES = [
     "/roles",
 ]
 
+#: Text a database cannot store is the interesting kind: NUL, lone surrogates, any code point.
+hostile_text = (
+    st.text(st.characters(codec=None, exclude_categories=()), max_size=40)
+    | st.sampled_from(["\x00", "a\x00b", "\ud800", "x\udfffy", "acme\x00", "\ufeff"])
+    | st.text(max_size=40)
+)
+hostile_numbers = (
+    st.integers()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.sampled_from([2**31, 2**63, -(2**63) - 1, 10**30])
+    | st.floats(allow_nan=False)
+)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
-    ),
+    st.none() | st.booleans() | hostile_numbers | hostile_text,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(hostile_text, children, max_size=4),
     max_leaves=12,
 )
 field_names = st.sampled_from(
@@ -52,7 +70,9 @@ field_names = st.sampled_from(
     ]
 )
 bodies = st.dictionaries(field_names, json_values, max_size=6) | json_values
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 def mutate(token: str, data: Any) -> str:

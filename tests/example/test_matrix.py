@@ -12,10 +12,11 @@ import re
 import uuid
 from typing import Any
 
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute
 
 from tenantkit.admin import create_superadmin
 from tenantkit.rbac.registry import PLATFORM_PERMISSIONS
+from tenantkit.routing import walk_routes
 from tests.example.conftest import Brand, Example
 from tests.helpers import assert_problem
 
@@ -24,16 +25,14 @@ USER_PERMISSIONS = {"products.read", "inventory.read", "orders.read", "orders.cr
 RANK = {"USER": 1, "ADMIN": 2, "SUPER_ADMIN": 3}
 
 
-def guarded_routes(routes: list[BaseRoute], prefix: str = "") -> list[tuple[str, str, dict[str, Any]]]:
+def guarded_routes(routes: list[BaseRoute]) -> list[tuple[str, str, dict[str, Any]]]:
     found: list[tuple[str, str, dict[str, Any]]] = []
-    for route in routes:
-        if isinstance(route, Mount):
-            found.extend(guarded_routes(list(route.routes or ()), prefix + route.path))
-        elif isinstance(route, Route):
-            guard = getattr(route.endpoint, "__tenantkit_guard__", {})
-            if guard.get("permissions") or guard.get("roles"):
-                for method in sorted((route.methods or {"GET"}) - {"HEAD"}):
-                    found.append((method, prefix + route.path, guard))
+    for entry in walk_routes(routes):
+        spec = entry.spec
+        if spec.permissions or spec.roles:
+            guard = {"permissions": list(spec.permissions), "roles": list(spec.roles), "any_of": spec.any_of}
+            for method in sorted(set(entry.methods) - {"HEAD"}):
+                found.append((method, entry.path, guard))
     return found
 
 

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-import pydantic
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from inventory_app.schemas import ListQuery
-from tenantkit import BadRequestError, TenantKit, ValidationError, current_principal, path_uuid
+from tenantkit import TenantKit, current_principal, path_uuid
+from tenantkit.http import parse_query as parse_list_query
+from tenantkit.pagination import decode_cursor, encode_cursor
 
 __all__ = [
     "decode_cursor",
@@ -51,15 +49,8 @@ def principal_id() -> uuid.UUID | None:
 
 
 def parse_query(request: Request) -> ListQuery:
-    """The list query parameters, or 422 naming each bad one."""
-    try:
-        return ListQuery.model_validate(dict(request.query_params))
-    except pydantic.ValidationError as exc:
-        errors = [
-            {"loc": ["query", *error["loc"]], "msg": error["msg"], "type": error["type"]}
-            for error in exc.errors(include_url=False, include_input=False, include_context=False)
-        ]
-        raise ValidationError(errors) from None
+    """The list query parameters: 422 naming each bad one, 400 for a malformed cursor."""
+    return parse_list_query(request, ListQuery)
 
 
 def money(value: Decimal) -> str:
@@ -70,25 +61,6 @@ def money(value: Decimal) -> str:
 def iso(value: datetime) -> str:
     """ISO 8601, UTC, with offset."""
     return value.astimezone(UTC).isoformat()
-
-
-def encode_cursor(created_at: datetime, id: uuid.UUID) -> str:
-    """An opaque cursor for the position after ``(created_at, id)``."""
-    raw = json.dumps([created_at.astimezone(UTC).isoformat(), id.hex], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """The position a cursor names; 400 when it was not made by :func:`encode_cursor`."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, ident = json.loads(raw)
-        when = datetime.fromisoformat(created)
-        if when.tzinfo is None:
-            raise ValueError("naive timestamp")
-        return when.astimezone(UTC), uuid.UUID(ident)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise BadRequestError("The cursor is invalid; use next_cursor from a previous page.") from None
 
 
 async def paginate(

@@ -14,9 +14,9 @@ from starlette.responses import Response
 
 from inventory_app.models import Order, OrderItem
 from inventory_app.routes.common import iso, kit_of, money, paginate, parse_query, path_id, principal_id
-from inventory_app.schemas import ListQuery, OrderIn, OrderList, OrderOut
+from inventory_app.schemas import MAX_MONEY, ListQuery, OrderIn, OrderList, OrderOut
 from inventory_app.stock import apply_delta, emit_low_stock, mail_low_stock
-from tenantkit import NotFoundError, json_response, parse_body
+from tenantkit import NotFoundError, ValidationError, json_response, parse_body
 from tenantkit.db.base import utcnow
 from tenantkit.openapi import describe
 from tenantkit.rbac import requires_permissions
@@ -66,7 +66,11 @@ async def _items_of(session: AsyncSession, order_ids: list[uuid.UUID]) -> dict[u
     body=OrderIn,
     response=OrderOut,
     status=201,
-    responses={404: "a product is not in this brand", 409: "not enough stock for a line"},
+    responses={
+        404: "a product is not in this brand",
+        409: "not enough stock for a line",
+        422: "invalid lines, or a total beyond 9999999999.99",
+    },
     tags=TAGS,
 )
 @requires_permissions("orders.create")
@@ -105,6 +109,10 @@ async def create_order(request: Request) -> Response:
             for change in changes
         ]
         total = sum((item.unit_price * item.quantity for item in items), Decimal("0"))
+        if total > MAX_MONEY:  # the column's precision: refused, never a database overflow
+            raise ValidationError(
+                [{"loc": ["body", "items"], "msg": f"total exceeds {MAX_MONEY}", "type": "total_too_large"}]
+            )
         order = Order(id=order_id, status=CONFIRMED, total=total, user_id=actor, created_at=utcnow())
         session.add(order)
         await session.flush()

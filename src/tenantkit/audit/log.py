@@ -18,7 +18,6 @@ long while) are the oldest events dropped, with an error in the log and the
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import uuid
@@ -31,9 +30,10 @@ from sqlalchemy import and_, insert, or_, select
 from tenantkit.db.base import new_id, utcnow
 from tenantkit.db.engine import Database
 from tenantkit.db.models import AuditEvent
-from tenantkit.errors import BadRequestError
+from tenantkit.pagination import decode_cursor, encode_cursor
 
-__all__ = ["AuditLog", "AuditQuery"]
+#: ``decode_cursor``/``encode_cursor`` stay importable from here for older callers.
+__all__ = ["AuditLog", "AuditQuery", "decode_cursor", "encode_cursor"]
 
 logger = logging.getLogger("tenantkit.audit")
 
@@ -258,21 +258,3 @@ class AuditLog:
         ]
         next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
         return items, next_cursor
-
-
-def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
-    """An opaque page cursor for ``(created_at, id)``."""
-    return base64.urlsafe_b64encode(f"{at.isoformat()}|{row_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """The inverse of :func:`encode_cursor`; 400 on anything else."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, _, row_id = raw.partition("|")
-        parsed = datetime.fromisoformat(at)
-        if parsed.tzinfo is None:
-            raise ValueError("naive timestamp")
-        return parsed, uuid.UUID(row_id)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequestError("Invalid cursor.") from None

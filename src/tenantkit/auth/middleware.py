@@ -20,16 +20,6 @@ from tenantkit.errors import ProblemError
 
 __all__ = ["AuthenticationMiddleware"]
 
-DEFAULT_OPTIONAL_PATHS = (
-    "/auth/login",
-    "/auth/refresh",
-    "/auth/register",
-    "/auth/password-reset",
-    "/auth/password-reset/confirm",
-    "/health",
-    "/.well-known/jwks.json",
-)
-
 
 class AuthenticationMiddleware:
     """Sets ``scope["state"]["principal"]`` (``None`` when anonymous).
@@ -47,7 +37,7 @@ class AuthenticationMiddleware:
         *,
         authenticator: Authenticator,
         access: Any = None,
-        optional_paths: Iterable[str] = DEFAULT_OPTIONAL_PATHS,
+        optional_paths: Iterable[str] = (),
     ) -> None:
         self.app = app
         self.authenticator = authenticator

@@ -69,7 +69,9 @@ class Database:
         # No pre-ping by default: it costs a round trip per checkout. A connection
         # found dead is a disconnect error, which invalidates the whole pool at once
         # (that request answers 503, the next one reconnects).
-        options: dict[str, Any] = {}
+        # Statement parameters never reach logs or exception messages: they carry
+        # secrets (webhook signing secrets, token hashes) and personal data.
+        options: dict[str, Any] = {"hide_parameters": True}
         if settings is not None:
             options["echo"] = settings.db_echo
         if url.startswith("sqlite"):

@@ -11,12 +11,11 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from tenantkit.routing import DESCRIPTION_ATTRIBUTE
+
 __all__ = ["DESCRIPTION_ATTRIBUTE", "describe", "downgrade_to_30", "openapi_document", "openapi_routes"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-#: Attribute on an endpoint that holds its OpenAPI description.
-DESCRIPTION_ATTRIBUTE = "__tenantkit_openapi__"
 
 
 def describe(
@@ -31,6 +30,7 @@ def describe(
     public: bool = False,
     media_type: str | None = None,
     body_media_type: str | None = None,
+    rate_limited: bool = True,
 ) -> Callable[[F], F]:
     """Describe an endpoint for the OpenAPI document.
 
@@ -46,6 +46,11 @@ def describe(
         media_type: The success response's media type when it is not a JSON
             ``response`` model (``"text/plain"``, ``"application/octet-stream"``).
         body_media_type: The media type of a raw (non-JSON) request body.
+        rate_limited: ``False`` for routes the rate limiter never counts (health
+            checks and metrics scrapes).
+
+    Read it back with :func:`tenantkit.routing.route_spec`: one frozen
+    ``RouteSpec`` merging this description with the guards' permissions.
 
     Permissions are never restated here: the ``requires_*`` guards on the
     endpoint publish them (``x-permissions``). Stack ``describe`` above or
@@ -75,6 +80,7 @@ def describe(
                 "public": public,
                 "media_type": media_type,
                 "body_media_type": body_media_type,
+                "rate_limited": rate_limited,
             },
         )
         return endpoint

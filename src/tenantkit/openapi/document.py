@@ -1,17 +1,16 @@
 """Build an OpenAPI 3.1 document from Starlette routes.
 
-Each endpoint contributes what :func:`tenantkit.openapi.describe` recorded on
-it (bodies, responses, query models) and what the ``requires_*`` guards
-recorded in ``__tenantkit_guard__`` (authentication, permissions, roles).
-Pydantic models become ``components.schemas``; every operation lists the
-problem+json errors it can answer.
+Every operation is generated from its route's contract
+(:func:`tenantkit.routing.route_spec`): the same pydantic models that validate
+bodies and query strings describe them, and the statuses an operation can
+answer are derived from what the route declares (a body, authentication, a
+permission, a tenant, path parameters) instead of being restated by hand.
+Pydantic models become ``components.schemas``.
 """
 
 from __future__ import annotations
 
-import copy
-import functools
-import inspect
+import dataclasses
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,23 +18,22 @@ from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute
 
+from tenantkit.openapi.downgrade import downgrade_to_30
 from tenantkit.openapi.schemas import (
-    AuditPage,
     DeadLetterPage,
     Problem,
     RequeuedJobOut,
 )
+from tenantkit.pagination import CURSOR_MAX_LENGTH, CURSOR_PATTERN
+from tenantkit.routing import GUARD_ATTRIBUTE, RouteSpec, walk_routes
 
-__all__ = ["GUARD_ATTRIBUTE", "REF_TEMPLATE", "downgrade_to_30", "openapi_document"]
+__all__ = ["GUARD_ATTRIBUTE", "REF_TEMPLATE", "downgrade_to_30", "openapi_document", "statuses_of"]
 
-#: Attribute the ``requires_*`` guards set on the endpoints they wrap.
-GUARD_ATTRIBUTE = "__tenantkit_guard__"
 #: Where pydantic's references point in the document.
 REF_TEMPLATE = "#/components/schemas/{model}"
 
-_DESCRIPTION_ATTRIBUTE = "__tenantkit_openapi__"
 _METHODS = ("get", "put", "post", "delete", "options", "patch", "trace")
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z_]+))?\}")
 _CONVERTERS: dict[str, dict[str, Any]] = {
@@ -46,20 +44,24 @@ _CONVERTERS: dict[str, dict[str, Any]] = {
     "uuid": {"type": "string", "format": "uuid"},
 }
 _PROBLEM = "application/problem+json"
+_CURSOR = {"type": "string", "minLength": 1, "maxLength": CURSOR_MAX_LENGTH, "pattern": CURSOR_PATTERN}
 
 #: Shared error responses, referenced from operations as ``#/components/responses/<name>``.
 _ERRORS: dict[int, tuple[str, str]] = {
-    400: ("BadRequest", "Malformed JSON, or no tenant could be determined for the request."),
+    400: (
+        "BadRequest",
+        "Malformed JSON, an empty `X-Tenant-ID`, a tampered cursor, or no tenant could be determined.",
+    ),
     401: ("Unauthorized", "Missing, invalid, expired or revoked bearer token (`WWW-Authenticate: Bearer`)."),
     403: (
         "Forbidden",
         "Not allowed: missing permission, suspended tenant, or a tenant the token is not bound to.",
     ),
-    404: ("NotFound", "Not found (or another tenant's)."),
+    404: ("NotFound", "Not found (or another tenant's), or an unknown tenant."),
     409: ("Conflict", "Conflicts with the current state."),
     413: ("ContentTooLarge", "The body is larger than the limit, or JSON nested too deeply."),
     415: ("UnsupportedMediaType", "The body is not `application/json`."),
-    422: ("UnprocessableContent", "Invalid fields; `errors` lists each one."),
+    422: ("UnprocessableContent", "Invalid fields or query parameters; `errors` lists each one."),
     423: ("Locked", "The account is locked after repeated failures (`Retry-After`)."),
     429: ("TooManyRequests", "Rate limited (`Retry-After`)."),
     503: ("ServiceUnavailable", "A backing service is unavailable (`Retry-After`)."),
@@ -67,35 +69,23 @@ _ERRORS: dict[int, tuple[str, str]] = {
 
 #: Descriptions of tenantkit routes whose modules carry no ``describe`` decorator, by route name.
 _BUILTIN: dict[str, dict[str, Any]] = {
-    "audit:list": {
-        "summary": "List the tenant's audit events",
-        "response": AuditPage,
-        "tags": ["audit"],
-        "query_parameters": [
-            ("action", {"type": "string", "maxLength": 64}, "Exact action, or a prefix ending in `.*`."),
-            ("actor_id", {"type": "string", "format": "uuid"}, "Only events by this user."),
-            ("since", {"type": "string", "format": "date-time"}, "Events at or after this time."),
-            ("until", {"type": "string", "format": "date-time"}, "Events before this time."),
-            ("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "Page size."),
-            ("cursor", {"type": "string"}, "`next_cursor` of the previous page."),
-        ],
-        "responses": {422: "An unknown or invalid query parameter."},
-    },
     "jobs:dead-letters": {
         "summary": "List dead-lettered jobs",
         "response": DeadLetterPage,
-        "tags": ["jobs"],
-        "query_parameters": [
-            ("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "Page size."),
-            ("cursor", {"type": "string"}, "`next_cursor` of the previous page."),
-        ],
+        "tags": ("jobs",),
+        "extra": {
+            "query_parameters": [
+                ("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "Page size."),
+                ("cursor", _CURSOR, "`next_cursor` of the previous page."),
+            ]
+        },
         "responses": {422: "An invalid `limit`."},
     },
     "jobs:requeue": {
         "summary": "Requeue a dead-lettered job",
         "response": RequeuedJobOut,
         "status": 202,
-        "tags": ["jobs"],
+        "tags": ("jobs",),
     },
 }
 
@@ -111,8 +101,7 @@ _MODEL_KEYS: tuple[tuple[str, JsonSchemaMode], ...] = (
 class _Operation:
     path: str
     method: str
-    endpoint: Any
-    name: str | None
+    spec: RouteSpec
     multi: bool
     path_params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -128,55 +117,89 @@ def _template(path: str) -> tuple[str, dict[str, dict[str, Any]]]:
     return _PARAM.sub(replace, path), params
 
 
-def _unwrap(endpoint: Any) -> Any:
-    while isinstance(endpoint, functools.partial):
-        endpoint = endpoint.func
-    return endpoint
+def _with_builtin(spec: RouteSpec) -> RouteSpec:
+    builtin = _BUILTIN.get(spec.name or "")
+    if spec.described or builtin is None:
+        return spec
+    return dataclasses.replace(spec, **builtin)
 
 
-def _walk(routes: Iterable[BaseRoute], prefix: str = "") -> Iterator[_Operation]:
-    for route in routes:
-        if isinstance(route, Mount):
-            yield from _walk(route.routes or (), prefix + route.path)
-        elif isinstance(route, Route) and route.include_in_schema:
-            path, params = _template(prefix + route.path)
-            endpoint = _unwrap(route.endpoint)
-            if inspect.isclass(endpoint):
-                methods = [m for m in _METHODS if callable(getattr(endpoint, m, None))]
-                for method in methods:
-                    yield _Operation(
-                        path, method, getattr(endpoint, method), route.name, len(methods) > 1, params
-                    )
-            else:
-                methods = [m.lower() for m in sorted(route.methods or {"GET"}) if m.lower() in _METHODS]
-                for method in methods:
-                    yield _Operation(path, method, endpoint, route.name, len(methods) > 1, params)
+def _walk(routes: Iterable[BaseRoute]) -> Iterator[_Operation]:
+    entries = [entry for entry in walk_routes(routes) if entry.route.include_in_schema]
+    per_route: dict[int, int] = {}
+    for entry in entries:
+        count = sum(1 for m in entry.methods if m.lower() in _METHODS)
+        per_route[id(entry.route)] = per_route.get(id(entry.route), 0) + count
+    for entry in entries:
+        path, params = _template(entry.path)
+        spec = _with_builtin(entry.spec)
+        multi = per_route[id(entry.route)] > 1
+        for method in (m.lower() for m in entry.methods if m.lower() in _METHODS):
+            yield _Operation(path, method, spec, multi, params)
 
 
-def _description_of(operation: _Operation) -> dict[str, Any]:
-    found = getattr(operation.endpoint, _DESCRIPTION_ATTRIBUTE, None)
-    if isinstance(found, Mapping):
-        return dict(found)
-    builtin = _BUILTIN.get(operation.name or "")
-    return dict(builtin) if builtin is not None else {}
+def _has_cursor(spec: RouteSpec) -> bool:
+    if spec.query is not None and "cursor" in spec.query.model_fields:
+        return True
+    return any(name == "cursor" for name, _, _ in spec.extra.get("query_parameters", ()))
 
 
-def _guard_of(endpoint: Any) -> dict[str, Any]:
-    found = getattr(endpoint, GUARD_ATTRIBUTE, None)
-    return dict(found) if isinstance(found, Mapping) else {}
+def statuses_of(spec: RouteSpec, *, path_params: bool = False) -> set[int]:
+    """Every error status a route can answer, derived from its contract.
+
+    Any route: 401 (a bearer token that is present but invalid is refused
+    before routing), 429 (rate limit), 503 (a backing service down). A JSON
+    body: 400 (malformed), 413, 415, 422. A raw body: 413, 415.
+    Acting in a tenant: 400 (no tenant named, or an empty ``X-Tenant-ID``),
+    403 (permission, suspended or foreign tenant), 404 (unknown tenant). A
+    public route that takes a body may name a tenant too (400/403/404). Path
+    parameters: 404. Query parameters: 422, and 400 for a tampered cursor.
+    """
+    errors = {401, 429, 503}
+    if spec.body is not None:
+        errors |= {400, 413, 415, 422}
+    elif spec.body_media_type:
+        errors |= {413, 415}
+    if spec.permissions or spec.roles or spec.secured:
+        errors |= {400, 403, 404}
+    if spec.public and spec.body is not None:
+        errors |= {400, 403, 404}
+    if path_params:
+        errors.add(404)
+    if spec.query is not None or spec.extra.get("query_parameters"):
+        errors.add(422)
+    if _has_cursor(spec):
+        errors.add(400)
+    return errors
 
 
-def _docstring(endpoint: Any) -> tuple[str | None, str | None]:
-    doc = inspect.getdoc(endpoint)
-    if not doc:
-        return None, None
-    first, _, rest = doc.partition("\n")
-    return first.strip() or None, rest.strip() or None
+def _takes_tenant_header(spec: RouteSpec) -> bool:
+    return spec.secured or (spec.public and spec.body is not None)
+
+
+def _permissions_text(spec: RouteSpec) -> str | None:
+    lines = []
+    permissions = list(spec.permissions)
+    if permissions:
+        codes = ", ".join(f"`{p}`" for p in permissions)
+        if len(permissions) == 1:
+            lines.append(f"**Requires permission** {codes}.")
+        elif spec.any_of:
+            lines.append(f"**Requires any of the permissions** {codes}.")
+        else:
+            lines.append(f"**Requires all of the permissions** {codes}.")
+    if spec.roles:
+        lines.append(
+            f"**Requires the role** {' or '.join(f'`{r}`' for r in spec.roles)} (or a higher built-in role)."
+        )
+    if not lines and spec.authenticated:
+        lines.append("**Requires authentication** (any signed-in user).")
+    return "\n\n".join(lines) or None
 
 
 def _operation_id(operation: _Operation, taken: set[str]) -> str:
-    if operation.name:
-        base = re.sub(r"[^A-Za-z0-9_]+", "_", operation.name).strip("_")
+    if operation.spec.name:
+        base = re.sub(r"[^A-Za-z0-9_]+", "_", operation.spec.name).strip("_")
         if operation.multi:
             base = f"{operation.method}_{base}"
     else:
@@ -194,27 +217,6 @@ def _default_tag(path: str) -> str:
         if segment and not segment.startswith("{"):
             return segment.lstrip(".") or "default"
     return "default"
-
-
-def _permissions_text(guard: Mapping[str, Any]) -> str | None:
-    lines = []
-    permissions = list(guard.get("permissions", ()))
-    if permissions:
-        codes = ", ".join(f"`{p}`" for p in permissions)
-        if len(permissions) == 1:
-            lines.append(f"**Requires permission** {codes}.")
-        elif guard.get("any_of"):
-            lines.append(f"**Requires any of the permissions** {codes}.")
-        else:
-            lines.append(f"**Requires all of the permissions** {codes}.")
-    roles = list(guard.get("roles", ()))
-    if roles:
-        lines.append(
-            f"**Requires the role** {' or '.join(f'`{r}`' for r in roles)} (or a higher built-in role)."
-        )
-    if not lines and guard.get("auth"):
-        lines.append("**Requires authentication** (any signed-in user).")
-    return "\n\n".join(lines) or None
 
 
 def _error_ref(status: int) -> dict[str, Any]:
@@ -243,13 +245,11 @@ def _error_components() -> dict[str, Any]:
     return responses
 
 
-def _collect_models(
-    descriptions: Iterable[Mapping[str, Any]],
-) -> list[tuple[type[BaseModel], JsonSchemaMode]]:
+def _collect_models(specs: Iterable[RouteSpec]) -> list[tuple[type[BaseModel], JsonSchemaMode]]:
     pairs: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {(Problem, "serialization"): None}
-    for description in descriptions:
+    for spec in specs:
         for key, mode in _MODEL_KEYS:
-            model = description.get(key)
+            model = getattr(spec, key)
             if isinstance(model, type) and issubclass(model, BaseModel):
                 pairs[(model, mode)] = None
     return list(pairs)
@@ -263,12 +263,26 @@ def _resolve(schemas: Mapping[str, Any], ref_or_schema: Mapping[str, Any]) -> Ma
     return ref_or_schema
 
 
+def _not_null(prop: dict[str, Any]) -> dict[str, Any]:
+    """``T | None`` of an optional query parameter is just ``T``: a query string has no null."""
+    options = prop.get("anyOf")
+    if isinstance(options, list) and {"type": "null"} in options:
+        rest = [o for o in options if o != {"type": "null"}]
+        if len(rest) == 1:
+            merged = {k: v for k, v in prop.items() if k != "anyOf"}
+            merged.update({k: v for k, v in rest[0].items() if k not in merged})
+            if merged.get("default", ...) is None:
+                merged.pop("default")
+            return merged
+    return prop
+
+
 def _query_parameters(schemas: Mapping[str, Any], schema: Mapping[str, Any]) -> list[dict[str, Any]]:
     model = _resolve(schemas, schema)
     required = set(model.get("required", ()))
     parameters = []
     for name, prop in model.get("properties", {}).items():
-        prop = dict(prop)
+        prop = _not_null(dict(prop))
         text = prop.pop("description", None)
         prop.pop("title", None)
         parameter: dict[str, Any] = {
@@ -304,8 +318,9 @@ def openapi_document(
         The document as JSON-ready data.
     """
     operations = list(_walk(routes))
-    descriptions = [_description_of(op) for op in operations]
-    key_map, top = models_json_schema(_collect_models(descriptions), ref_template=REF_TEMPLATE)
+    key_map, top = models_json_schema(
+        _collect_models(op.spec for op in operations), ref_template=REF_TEMPLATE
+    )
     schemas: dict[str, Any] = dict(top.get("$defs", {}))
 
     def schema_of(model: Any, mode: JsonSchemaMode) -> dict[str, Any] | None:
@@ -316,79 +331,67 @@ def openapi_document(
     paths: dict[str, dict[str, Any]] = {}
     taken: set[str] = set()
     tags_seen: dict[str, None] = {}
-    for operation, desc in zip(operations, descriptions, strict=True):
-        guard = _guard_of(operation.endpoint)
-        first, rest = _docstring(operation.endpoint)
-        summary = desc.get("summary") or first or (operation.name or operation.path).replace("_", " ")
-        tags = list(desc.get("tags") or [_default_tag(operation.path)])
+    for operation in operations:
+        spec = operation.spec
+        summary = spec.summary or (spec.name or operation.path).replace("_", " ")
+        tags = list(spec.tags or [_default_tag(operation.path)])
         tags_seen.update(dict.fromkeys(tags))
-        secured = bool(guard.get("auth")) or (bool(desc) and not desc.get("public", False))
-        needs_tenant = bool(guard.get("permissions") or guard.get("roles") or (secured and guard))
 
         op: dict[str, Any] = {
             "operationId": _operation_id(operation, taken),
             "summary": summary,
             "tags": tags,
         }
-        text = "\n\n".join(t for t in (rest, _permissions_text(guard)) if t)
+        text = "\n\n".join(t for t in (spec.description, _permissions_text(spec)) if t)
         if text:
             op["description"] = text
-        if guard.get("permissions"):
-            op["x-permissions"] = list(guard["permissions"])
-            if guard.get("any_of"):
+        if spec.permissions:
+            op["x-permissions"] = list(spec.permissions)
+            if spec.any_of:
                 op["x-permissions-any-of"] = True
-        if guard.get("roles"):
-            op["x-roles"] = list(guard["roles"])
+        if spec.roles:
+            op["x-roles"] = list(spec.roles)
 
         parameters: list[dict[str, Any]] = [
             {"name": name, "in": "path", "required": True, "schema": schema}
             for name, schema in operation.path_params.items()
         ]
-        query = schema_of(desc.get("query"), "validation")
+        query = schema_of(spec.query, "validation")
         if query is not None:
             parameters += _query_parameters(schemas, query)
-        for name, schema, about in desc.get("query_parameters", ()):
+        for name, schema, about in spec.extra.get("query_parameters", ()):
             parameters.append(
                 {"name": name, "in": "query", "required": False, "schema": schema, "description": about}
             )
-        if needs_tenant:
+        if _takes_tenant_header(spec):
             parameters.append({"$ref": "#/components/parameters/TenantHeader"})
         if parameters:
             op["parameters"] = parameters
 
-        errors: set[int] = {401, 429}
-        body = schema_of(desc.get("body"), "validation")
+        body = schema_of(spec.body, "validation")
         if body is not None:
+            # parse_body reads a request without a body as ``{}``: optional when no field is required.
             optional = not _resolve(schemas, body).get("required")
             op["requestBody"] = {
                 "required": not optional,
                 "content": {"application/json": {"schema": body}},
             }
-            errors |= {400, 413, 415, 422}
-        elif desc.get("body_media_type"):
+        elif spec.body_media_type:
             op["requestBody"] = {
                 "required": True,
-                "content": {desc["body_media_type"]: {"schema": {"type": "string", "format": "binary"}}},
+                "content": {spec.body_media_type: {"schema": {"type": "string", "format": "binary"}}},
             }
-            errors |= {413, 415}
-        if query is not None or desc.get("query_parameters"):
-            errors.add(422)
-        if operation.path_params:
-            errors.add(404)
-        if secured:
-            errors.add(403)
-        if needs_tenant:
-            errors |= {400, 403, 404}
+        errors = statuses_of(spec, path_params=bool(operation.path_params))
 
-        status = int(desc.get("status", 200))
-        success: dict[str, Any] = {"description": desc.get("success") or _success_text(status)}
-        response = schema_of(desc.get("response"), "serialization")
+        status = spec.status
+        success: dict[str, Any] = {"description": _success_text(status)}
+        response = schema_of(spec.response, "serialization")
         if response is not None:
             success["content"] = {"application/json": {"schema": response}}
-        elif desc.get("media_type"):
-            success["content"] = {desc["media_type"]: {"schema": {"type": "string"}}}
+        elif spec.media_type:
+            success["content"] = {spec.media_type: {"schema": {"type": "string"}}}
         responses: dict[str, Any] = {str(status): success}
-        extra = {int(code): str(text) for code, text in dict(desc.get("responses", {})).items()}
+        extra = dict(spec.responses)
         for code in sorted(errors | set(extra)):
             if code in extra and code < 400:
                 responses[str(code)] = {"description": extra[code]}
@@ -403,7 +406,7 @@ def openapi_document(
             elif code in _ERRORS:
                 responses[str(code)] = _error_ref(code)
         op["responses"] = responses
-        op["security"] = [{"bearerAuth": []}] if secured else []
+        op["security"] = [{"bearerAuth": []}] if spec.secured else []
         paths.setdefault(operation.path, {})[operation.method] = op
 
     info: dict[str, Any] = {"title": title, "version": version}
@@ -445,74 +448,3 @@ def _success_text(status: int) -> str:
         202: "Accepted",
         204: "No Content",
     }.get(status, "Success")
-
-
-def _downgrade_schema(node: Any) -> Any:
-    if isinstance(node, list):
-        return [_downgrade_schema(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    out = {key: _downgrade_schema(value) for key, value in node.items()}
-    for key in ("anyOf", "oneOf"):
-        options = out.get(key)
-        if isinstance(options, list) and {"type": "null"} in options:
-            rest = [o for o in options if o != {"type": "null"}]
-            del out[key]
-            if len(rest) == 1 and "$ref" not in rest[0]:
-                out = {**rest[0], **out}
-            elif rest:
-                out["allOf" if len(rest) == 1 else key] = rest
-            out["nullable"] = True
-    kind = out.get("type")
-    if isinstance(kind, list):
-        kinds = [k for k in kind if k != "null"]
-        if len(kinds) < len(kind):
-            out["nullable"] = True
-        if len(kinds) == 1:
-            out["type"] = kinds[0]
-        else:
-            del out["type"]
-            out["anyOf"] = [{"type": k} for k in kinds]
-    if "const" in out:
-        out["enum"] = [out.pop("const")]
-    if isinstance(out.get("examples"), list):
-        examples = out.pop("examples")
-        if examples:
-            out["example"] = examples[0]
-    for key, plain in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
-        if isinstance(out.get(key), int | float) and not isinstance(out.get(key), bool):
-            out[plain] = out[key]
-            out[key] = True
-    return out
-
-
-def downgrade_to_30(document: Mapping[str, Any]) -> dict[str, Any]:
-    """A best-effort OpenAPI 3.0.3 rendering of a 3.1 ``document`` for older viewers.
-
-    The bundled Swagger UI (4.x) renders only 3.0 documents; nullable types,
-    ``const`` and numeric exclusive bounds are rewritten to their 3.0 forms.
-    """
-    out = copy.deepcopy(dict(document))
-    out["openapi"] = "3.0.3"
-    out.pop("jsonSchemaDialect", None)
-    out.pop("webhooks", None)
-    info = dict(out.get("info", {}))
-    info.pop("summary", None)
-    out["info"] = info
-    components = dict(out.get("components", {}))
-    components["schemas"] = _downgrade_schema(components.get("schemas", {}))
-    components["parameters"] = _downgrade_schema(components.get("parameters", {}))
-    out["components"] = components
-    paths: dict[str, Any] = {}
-    for path, item in out.get("paths", {}).items():
-        paths[path] = {}
-        for method, op in item.items():
-            op = dict(op)
-            if "parameters" in op:
-                op["parameters"] = _downgrade_schema(op["parameters"])
-            if "requestBody" in op:
-                op["requestBody"] = _downgrade_schema(op["requestBody"])
-            op["responses"] = _downgrade_schema(op["responses"])
-            paths[path][method] = op
-    out["paths"] = paths
-    return out

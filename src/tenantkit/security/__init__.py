@@ -15,7 +15,7 @@ from tenantkit.security.cors import CORS_EXPOSE_HEADERS, CORSMiddleware
 from tenantkit.security.decorators import rate_limit
 from tenantkit.security.headers import DEFAULT_CSP, HSTS, SecurityHeadersMiddleware
 from tenantkit.security.hosts import TrustedHostMiddleware
-from tenantkit.security.middleware import DEFAULT_AUTH_PATHS, DEFAULT_EXEMPT_PATHS, RateLimitMiddleware
+from tenantkit.security.middleware import RateLimitMiddleware
 from tenantkit.security.ratelimit import (
     RateLimiter,
     RateLimitResult,
@@ -23,16 +23,16 @@ from tenantkit.security.ratelimit import (
     limit_headers,
     rate_key,
 )
+from tenantkit.security.request_headers import EmptyHeaderMiddleware
 from tenantkit.settings import Settings
 
 __all__ = [
     "CORS_EXPOSE_HEADERS",
-    "DEFAULT_AUTH_PATHS",
     "DEFAULT_CSP",
-    "DEFAULT_EXEMPT_PATHS",
     "HSTS",
     "BodySizeLimitMiddleware",
     "CORSMiddleware",
+    "EmptyHeaderMiddleware",
     "RateLimitMiddleware",
     "RateLimitResult",
     "RateLimiter",
@@ -48,9 +48,10 @@ __all__ = [
 
 
 def security_middleware(settings: Settings, *, body_limit_exempt: Sequence[str] = ()) -> list[Middleware]:
-    """Headers, trusted hosts, CORS and the body-size limit, outermost first, from ``settings``.
+    """Headers, trusted hosts, CORS, the empty tenant header's refusal and the body-size limit.
 
-    ``body_limit_exempt``: path prefixes that check their own size (signed local uploads).
+    Outermost first, from ``settings``. ``body_limit_exempt``: path prefixes
+    that check their own size (signed local uploads).
     """
     stack = [Middleware(SecurityHeadersMiddleware, hsts=not settings.is_development)]
     if settings.allowed_hosts and "*" not in settings.allowed_hosts:
@@ -63,6 +64,7 @@ def security_middleware(settings: Settings, *, body_limit_exempt: Sequence[str] 
                 allow_headers=("Authorization", "Content-Type", settings.tenant_header, "X-Request-ID"),
             )
         )
+    stack.append(Middleware(EmptyHeaderMiddleware, headers=(settings.tenant_header,)))
     stack.append(
         Middleware(
             BodySizeLimitMiddleware,
@@ -81,4 +83,5 @@ def rate_limit_middleware(settings: Settings, limiter: RateLimiter) -> Middlewar
         auth=settings.rate_limit_auth,
         api=settings.rate_limit_api,
         tenant=settings.rate_limit_tenant,
+        tenant_prefix=settings.tenant_path_prefix if "path" in settings.tenant_resolvers else None,
     )

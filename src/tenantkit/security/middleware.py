@@ -9,21 +9,11 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tenantkit.errors import RateLimitedError
+from tenantkit.routing import RouteTable
 from tenantkit.security.ratelimit import RateLimiter, RateLimitResult, limit_headers, rate_key
 from tenantkit.settings import RateLimit
 
-__all__ = ["DEFAULT_AUTH_PATHS", "DEFAULT_EXEMPT_PATHS", "RateLimitMiddleware"]
-
-DEFAULT_AUTH_PATHS = (
-    "/auth/login",
-    "/auth/register",
-    "/auth/refresh",
-    "/auth/password-reset",
-    "/auth/password-reset/confirm",
-)
-"""``POST`` paths limited per client address with the auth budget."""
-
-DEFAULT_EXEMPT_PATHS = ("/health", "/metrics")
+__all__ = ["RateLimitMiddleware"]
 
 
 def _label_route(scope: Scope) -> None:
@@ -39,13 +29,18 @@ def _label_route(scope: Scope) -> None:
 class RateLimitMiddleware:
     """Apply the kit's budgets and advertise them on every limited response.
 
-    * ``POST`` on an auth path (login, register, refresh, password reset):
-      per client address (``scope["state"]["client_ip"]``, which honours
-      trusted proxies only) with ``auth``, one budget per path.
+    * A non-safe method on a route declared ``public=True`` (login, register,
+      refresh, password reset): per client address (``scope["state"]["client_ip"]``,
+      which honours trusted proxies only) with ``auth``, one budget per route.
+      The route is the one the request reaches, whatever tenant path prefix
+      (``/t/{slug}/auth/login``) or ``root_path`` led there: the routes are read
+      from the application (:class:`tenantkit.routing.RouteTable`) on the first
+      request.
     * Any other request with a principal: per user with ``api`` and per tenant
       (the token's ``tid``) with ``tenant``.
     * Anonymous requests: per client address with ``api``.
-    * ``exempt_paths`` (health, metrics) are not counted.
+    * Routes declared ``describe(rate_limited=False)`` (health, metrics) and
+      ``exempt_paths`` are not counted, through a prefix too.
 
     It runs after authentication (the per-user budget needs the principal) and
     before tenant resolution. Limited responses carry ``RateLimit-Policy`` and
@@ -59,8 +54,11 @@ class RateLimitMiddleware:
         auth: Budget per address on auth paths.
         api: Budget per user (or anonymous address) on everything else.
         tenant: Budget per tenant; ``None`` turns the tenant budget off.
-        auth_paths: Paths limited with ``auth`` on ``POST``.
-        exempt_paths: Paths never limited.
+        auth_paths: Paths limited with ``auth`` on ``POST``, instead of the routes
+            declared public (for apps whose routes are not Starlette routes).
+        exempt_paths: Paths never limited (for apps whose routes are not Starlette routes).
+        tenant_prefix: The tenant path prefix (``"/t/"``) when tenants are resolved
+            from the path; it is taken off before the route is looked up.
     """
 
     def __init__(
@@ -71,23 +69,45 @@ class RateLimitMiddleware:
         auth: RateLimit,
         api: RateLimit,
         tenant: RateLimit | None = None,
-        auth_paths: Iterable[str] = DEFAULT_AUTH_PATHS,
-        exempt_paths: Iterable[str] = DEFAULT_EXEMPT_PATHS,
+        auth_paths: Iterable[str] | None = None,
+        exempt_paths: Iterable[str] = (),
+        tenant_prefix: str | None = None,
     ) -> None:
         self.app = app
         self.limiter = limiter
         self.auth = auth
         self.api = api
         self.tenant = tenant
-        self.auth_paths = {p: p.strip("/").split("/", 1)[-1].replace("/", "-") for p in auth_paths}
+        self.auth_paths = None if auth_paths is None else {p: _budget_name(p) for p in auth_paths}
         self.exempt_paths = frozenset(exempt_paths)
+        self.tenant_prefix = tenant_prefix
+        self._table: RouteTable | None = None
         self._plans: dict[tuple[object, ...], _Plan] = {}
 
-    def _plan(self, scope: Scope) -> _Plan:
+    def _classify(self, scope: Scope) -> tuple[bool, str | None]:
+        """``(exempt, auth budget name or None)`` for the route this request reaches."""
+        table = self._table
+        if table is None:
+            table = self._table = RouteTable(
+                getattr(scope.get("app"), "routes", ()), tenant_prefix=self.tenant_prefix
+            )
+        path = table.route_path(scope)
+        if path in self.exempt_paths:
+            return True, None
+        method = scope["method"]
+        if self.auth_paths is not None:
+            return False, self.auth_paths.get(path) if method == "POST" else None
+        entry = table.match(path, method)
+        if entry is None:
+            return False, None
+        if not entry.spec.rate_limited:
+            return True, None
+        return False, _budget_name(entry.path) if entry.spec.auth_budget(method) else None
+
+    def _plan(self, scope: Scope, name: str | None) -> _Plan:
         """The budgets this request counts against, prepared once per subject."""
         state = scope["state"]
         principal = state.get("principal")
-        name = self.auth_paths.get(scope["path"]) if scope["method"] == "POST" else None
         key: tuple[object, ...]
         address = ""
         if name is None and principal is not None:
@@ -121,10 +141,14 @@ class RateLimitMiddleware:
             return
         state = scope.setdefault("state", {})
         state["rate_limiter"] = self.limiter
-        if scope["path"] in self.exempt_paths or scope["method"] == "OPTIONS":
+        if scope["method"] == "OPTIONS":
             await self.app(scope, receive, send)
             return
-        plan = self._plan(scope)
+        exempt, name = self._classify(scope)
+        if exempt:
+            await self.app(scope, receive, send)
+            return
+        plan = self._plan(scope, name)
         count = self.limiter.count
         outcomes: list[tuple[bool, int, float]] = []
         for full_key, rate, policy in plan.checks:
@@ -155,6 +179,11 @@ class RateLimitMiddleware:
 
 
 _MAX_PLANS = 10_000
+
+
+def _budget_name(path: str) -> str:
+    """``/auth/password-reset/confirm`` → ``password-reset-confirm`` (the key and policy suffix)."""
+    return path.strip("/").split("/", 1)[-1].replace("/", "-")
 
 
 class _Plan:
