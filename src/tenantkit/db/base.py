@@ -10,7 +10,7 @@ from sqlalchemy import DateTime, MetaData, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "TimestampMixin", "UTCDateTime", "new_id", "utcnow"]
+__all__ = ["Base", "TenantOwned", "TimestampMixin", "UTCDateTime", "new_id", "utcnow"]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -63,3 +63,15 @@ class TimestampMixin:
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class TenantOwned:
+    """Marker of tenant-owned models: rows carry a ``tenant_id`` and the ORM filters on it.
+
+    Declares no column: the model brings its own ``tenant_id`` (leading its
+    primary key). Use it for tables whose key is not ``(tenant_id, id)``
+    (``roles``: ``(tenant_id, name)``); otherwise use
+    :class:`tenantkit.tenancy.TenantScoped`. The filter itself lives in
+    ``tenantkit.tenancy.scoping``; every tenant-owned table also needs
+    :func:`tenantkit.tenancy.enable_rls` in its migration.
+    """
