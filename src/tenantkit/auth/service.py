@@ -42,6 +42,7 @@ from tenantkit.errors import (
 from tenantkit.mail import Mail
 from tenantkit.normalize import slugify
 from tenantkit.tenancy.directory import tenant_ref
+from tenantkit.tenancy.scoping import tenant_scope
 
 if TYPE_CHECKING:
     from tenantkit.kit import TenantKit
@@ -249,27 +250,28 @@ class AuthService:
         tenant_id = invitation_tenant(token)
         if tenant_id is None or (expected is not None and expected.id != tenant_id):
             raise NotFoundError("Unknown, expired or used invitation.")
-        invitation = await session.scalar(
-            select(Invitation)
-            .where(Invitation.tenant_id == tenant_id, Invitation.digest == rt.digest(token))
-            .with_for_update()
-        )
-        if invitation is None or invitation.accepted_at is not None or invitation.expires_at <= utcnow():
-            raise NotFoundError("Unknown, expired or used invitation.")
-        if invitation.email != email:
-            raise PermissionDeniedError("This invitation was issued to another email address.")
-        claimed = await session.execute(
-            update(Invitation)
-            .where(
-                Invitation.tenant_id == tenant_id,
-                Invitation.id == invitation.id,
-                Invitation.accepted_at.is_(None),
+        with tenant_scope(tenant_id):  # invitations are tenant-owned (ORM scoping and RLS)
+            invitation = await session.scalar(
+                select(Invitation)
+                .where(Invitation.tenant_id == tenant_id, Invitation.digest == rt.digest(token))
+                .with_for_update()
             )
-            .values(accepted_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
-            raise NotFoundError("Unknown, expired or used invitation.")
+            if invitation is None or invitation.accepted_at is not None or invitation.expires_at <= utcnow():
+                raise NotFoundError("Unknown, expired or used invitation.")
+            if invitation.email != email:
+                raise PermissionDeniedError("This invitation was issued to another email address.")
+            claimed = await session.execute(
+                update(Invitation)
+                .where(
+                    Invitation.tenant_id == tenant_id,
+                    Invitation.id == invitation.id,
+                    Invitation.accepted_at.is_(None),
+                )
+                .values(accepted_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                raise NotFoundError("Unknown, expired or used invitation.")
         return await self._load_tenant(session, tenant_id), invitation.role
 
     async def create_invitation(

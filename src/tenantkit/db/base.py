@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, MetaData, TypeDecorator
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 __all__ = ["Base", "TenantOwned", "TimestampMixin", "UTCDateTime", "new_id", "utcnow"]
 
@@ -66,12 +66,16 @@ class TimestampMixin:
 
 
 class TenantOwned:
-    """Marker of tenant-owned models: rows carry a ``tenant_id`` and the ORM filters on it.
+    """Mixin of tenant-owned models: rows carry a ``tenant_id`` and the ORM filters on it.
 
-    Declares no column: the model brings its own ``tenant_id`` (leading its
-    primary key). Use it for tables whose key is not ``(tenant_id, id)``
-    (``roles``: ``(tenant_id, name)``); otherwise use
+    Declares ``tenant_id`` (leading the primary key) unless the model declares
+    its own (with a foreign key, say). Use it for tables whose key is not
+    ``(tenant_id, id)`` (``roles``: ``(tenant_id, name)``); otherwise use
     :class:`tenantkit.tenancy.TenantScoped`. The filter itself lives in
     ``tenantkit.tenancy.scoping``; every tenant-owned table also needs
     :func:`tenantkit.tenancy.enable_rls` in its migration.
     """
+
+    @declared_attr
+    def tenant_id(cls) -> Mapped[uuid.UUID]:
+        return mapped_column(primary_key=True, index=False, sort_order=-10)

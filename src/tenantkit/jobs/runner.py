@@ -34,6 +34,7 @@ from tenantkit.jobs.broker import create_broker
 from tenantkit.jobs.middleware import JobContextMiddleware
 from tenantkit.jobs.models import NIL_TENANT, DeadLetter
 from tenantkit.mail import Mail
+from tenantkit.tenancy.scoping import tenant_scope, unscoped
 
 if TYPE_CHECKING:
     from tenantkit.kit import TenantKit
@@ -323,17 +324,19 @@ class JobRunner:
 
     async def _dead_letter(self, message: TaskiqMessage, error: str, attempts: int) -> None:
         raw_tenant = message.labels.get("tenant_id")
-        async with self.kit.database.session() as session, session.begin():
-            session.add(
-                DeadLetter(
-                    tenant_id=uuid.UUID(str(raw_tenant)) if raw_tenant else NIL_TENANT,
-                    task_name=message.task_name,
-                    args=_json_safe({"args": message.args, "kwargs": message.kwargs}),
-                    labels=_json_safe(dict(message.labels)),
-                    error=error,
-                    attempts=attempts,
+        tenant_id = uuid.UUID(str(raw_tenant)) if raw_tenant else NIL_TENANT
+        with tenant_scope(tenant_id):  # dead letters are tenant-owned (ORM scoping and RLS)
+            async with self.kit.database.session() as session, session.begin():
+                session.add(
+                    DeadLetter(
+                        tenant_id=tenant_id,
+                        task_name=message.task_name,
+                        args=_json_safe({"args": message.args, "kwargs": message.kwargs}),
+                        labels=_json_safe(dict(message.labels)),
+                        error=error,
+                        attempts=attempts,
+                    )
                 )
-            )
 
     # ------------------------------------------------------------------ #
     # Dead letters
@@ -381,8 +384,14 @@ class JobRunner:
                     and_(DeadLetter.created_at == at, DeadLetter.id < last_id),
                 )
             )
-        async with self.kit.database.session() as session:
-            rows = list((await session.scalars(query.limit(limit + 1))).all())
+        scope = (
+            unscoped("jobs: an operator lists every tenant's dead letters")
+            if tenant_id is ALL_TENANTS
+            else tenant_scope(tenant_id if isinstance(tenant_id, uuid.UUID) else NIL_TENANT)
+        )
+        with scope:
+            async with self.kit.database.session() as session:
+                rows = list((await session.scalars(query.limit(limit + 1))).all())
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
@@ -390,11 +399,12 @@ class JobRunner:
 
     async def dead_letter(self, dead_letter_id: uuid.UUID) -> DeadLetter | None:
         """One dead letter by id, or ``None``."""
-        async with self.kit.database.session() as session:
-            found: DeadLetter | None = await session.scalar(
-                select(DeadLetter).where(DeadLetter.id == dead_letter_id)
-            )
-            return found
+        with unscoped("jobs: find a dead letter by id (callers check its tenant)", system=True):
+            async with self.kit.database.session() as session:
+                found: DeadLetter | None = await session.scalar(
+                    select(DeadLetter).where(DeadLetter.id == dead_letter_id)
+                )
+                return found
 
     async def requeue(self, dead_letter_id: uuid.UUID) -> str:
         """Queue a dead letter's job again with fresh attempts; returns the new job id.
@@ -411,10 +421,11 @@ class JobRunner:
         sent = await self._kicker(row.task_name, labels).kiq(
             *row.args.get("args", []), **row.args.get("kwargs", {})
         )
-        async with self.kit.database.session() as session, session.begin():
-            await session.execute(
-                update(DeadLetter)
-                .where(DeadLetter.tenant_id == row.tenant_id, DeadLetter.id == row.id)
-                .values(requeued_at=utcnow())
-            )
+        with tenant_scope(row.tenant_id):
+            async with self.kit.database.session() as session, session.begin():
+                await session.execute(
+                    update(DeadLetter)
+                    .where(DeadLetter.tenant_id == row.tenant_id, DeadLetter.id == row.id)
+                    .values(requeued_at=utcnow())
+                )
         return str(sent.task_id)

@@ -64,33 +64,33 @@ _POLICIES = ("tenantkit_isolation", "tenantkit_crosstenant", "tenantkit_unscoped
 
 # Idempotent and safe when several databases of one cluster migrate at once
 # (roles are cluster-wide): a concurrent creation is not an error.
-_ROLES_SQL = f"""
+_ROLES_SQL = """
 DO $tenantkit$
 BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{CROSS_TENANT_ROLE}') THEN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tenantkit_crosstenant') THEN
     BEGIN
-      CREATE ROLE {CROSS_TENANT_ROLE} NOLOGIN NOSUPERUSER NOBYPASSRLS;
+      CREATE ROLE tenantkit_crosstenant NOLOGIN NOSUPERUSER NOBYPASSRLS;
     EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
     END;
   END IF;
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tenantkit_app') THEN
     BEGIN
-      CREATE ROLE {APP_ROLE} LOGIN NOINHERIT NOSUPERUSER NOBYPASSRLS;
+      CREATE ROLE tenantkit_app LOGIN NOINHERIT NOSUPERUSER NOBYPASSRLS;
     EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
     END;
   END IF;
-  IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}' AND rolinherit) THEN
-    ALTER ROLE {APP_ROLE} NOINHERIT;
+  IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'tenantkit_app' AND rolinherit) THEN
+    ALTER ROLE tenantkit_app NOINHERIT;
   END IF;
-  IF NOT pg_has_role('{APP_ROLE}', '{CROSS_TENANT_ROLE}', 'MEMBER') THEN
+  IF NOT pg_has_role('tenantkit_app', 'tenantkit_crosstenant', 'MEMBER') THEN
     BEGIN
-      GRANT {CROSS_TENANT_ROLE} TO {APP_ROLE};
+      GRANT tenantkit_crosstenant TO tenantkit_app;
     EXCEPTION WHEN unique_violation THEN NULL;
     END;
   END IF;
 EXCEPTION WHEN insufficient_privilege THEN
-  RAISE EXCEPTION 'tenantkit: the migrating role cannot create or change the roles {APP_ROLE} and '
-    '{CROSS_TENANT_ROLE}; have a superuser create them first (see the tenancy docs): %', SQLERRM;
+  RAISE EXCEPTION 'tenantkit: the migrating role cannot create or change the roles tenantkit_app and '
+    'tenantkit_crosstenant; have a superuser create them first (see the tenancy docs): %', SQLERRM;
 END
 $tenantkit$
 """
@@ -206,9 +206,9 @@ def set_app_password(op: Any) -> None:
 # ---------------------------------------------------------------------- #
 
 _ROLE_SQL = text(
-    f"""
+    """
 SELECT r.rolname, r.rolsuper, r.rolbypassrls,
-       EXISTS (SELECT FROM pg_roles c WHERE c.rolname = '{CROSS_TENANT_ROLE}'
+       EXISTS (SELECT FROM pg_roles c WHERE c.rolname = :cross
                AND pg_has_role(current_user, c.oid, 'USAGE')) AS inherits_crosstenant
 FROM pg_roles r WHERE r.rolname = current_user
 """
@@ -243,7 +243,9 @@ async def rls_problems(database: Database, tenant_tables: Iterable[str] | None =
         tenant_tables = tenant_owned_tables()
     names = sorted(set(tenant_tables))
     async with database.engine.connect() as connection:
-        role, superuser, bypass, inherits = (await connection.execute(_ROLE_SQL)).one()
+        role, superuser, bypass, inherits = (
+            await connection.execute(_ROLE_SQL, {"cross": CROSS_TENANT_ROLE})
+        ).one()
         tables = (await connection.execute(_TABLES_SQL, {"tenant_tables": names})).all()
     problems = []
     if superuser:

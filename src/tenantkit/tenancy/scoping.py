@@ -71,14 +71,10 @@ ScopedT = TypeVar("ScopedT", bound="TenantScoped")
 class TenantScoped(TenantOwned):
     """Mixin for tenant-owned models: composite primary key ``(tenant_id, id)``.
 
-    ``tenant_id`` leads the primary key (and should lead every unique
+    ``tenant_id`` (from :class:`TenantOwned`) leads the primary key (and should lead every unique
     constraint and index) so tables can be distributed by tenant (Citus).
     Use :func:`scoped_get` to load by the public ``id``.
     """
-
-    @declared_attr
-    def tenant_id(cls) -> Mapped[uuid.UUID]:
-        return mapped_column(primary_key=True, index=False, sort_order=-10)
 
     @declared_attr
     def id(cls) -> Mapped[uuid.UUID]:
@@ -203,6 +199,7 @@ def _checked_parameters(parameters: Any, tenant_id: uuid.UUID, *, fill: bool) ->
 
 @event.listens_for(ScopedSession, "do_orm_execute")
 def _scope_statement(state: ORMExecuteState) -> None:
+    _sync_rls_tenant(state.session)
     if state.is_column_load:
         return  # refreshing attributes of an object already loaded by primary key
     if not (state.is_select or state.is_update or state.is_delete or state.is_insert):
@@ -235,6 +232,7 @@ def _scope_statement(state: ORMExecuteState) -> None:
 
 @event.listens_for(ScopedSession, "before_flush")
 def _check_writes(session: Session, _flush: UOWTransaction, _instances: Any) -> None:
+    _sync_rls_tenant(session)
     if _unscoped.get() is not None:
         return
     tenant_id = current_tenant_id()
@@ -253,25 +251,54 @@ def _check_writes(session: Session, _flush: UOWTransaction, _instances: Any) -> 
             raise TenantScopeError(f"refusing to write {type(obj).__name__} of another tenant")
 
 
+#: ``session.info`` key: what the open transaction told PostgreSQL (a tenant id, or unscoped).
+_RLS_STATE = "tenantkit_rls_state"
+_CROSS = "unscoped"
+_SET_TENANT = text("SELECT set_config('tenantkit.tenant_id', :tenant, true)")
+_SET_TENANT_AND_ROLE = text(
+    "SELECT set_config('tenantkit.tenant_id', :tenant, true), set_config('role', :role, true)"
+)
+
+
+def _rls_state() -> uuid.UUID | str | None:
+    return _CROSS if _unscoped.get() is not None else current_tenant_id()
+
+
+def _apply_rls_state(connection: Connection, state: uuid.UUID | str | None, *, entered: bool) -> None:
+    """Tell the transaction its tenant (``set_config(..., true)``) and, unscoped, its role."""
+    tenant = state if isinstance(state, uuid.UUID) else None
+    params = {"tenant": str(tenant) if tenant else ""}
+    if state == _CROSS and _may_enter_cross_tenant_role(connection):
+        connection.execute(_SET_TENANT_AND_ROLE, {**params, "role": CROSS_TENANT_ROLE})
+    elif entered:  # leaving a cross-tenant block inside the same transaction
+        connection.execute(_SET_TENANT_AND_ROLE, {**params, "role": "none"})
+    else:
+        connection.execute(_SET_TENANT, params)
+
+
 @event.listens_for(ScopedSession, "after_begin")
 def _set_rls_tenant(session: Session, _transaction: SessionTransaction, connection: Connection) -> None:
     if connection.dialect.name != "postgresql":
         return
-    tenant_id = current_tenant_id()
-    if _unscoped.get() is not None and _may_enter_cross_tenant_role(connection):
-        connection.execute(
-            text("SELECT set_config('tenantkit.tenant_id', :tenant, true), set_config('role', :role, true)"),
-            {"tenant": str(tenant_id) if tenant_id else "", "role": CROSS_TENANT_ROLE},
-        )
+    state = _rls_state()
+    _apply_rls_state(connection, state, entered=False)
+    session.info[_RLS_STATE] = state
+
+
+def _sync_rls_tenant(session: Session) -> None:
+    """Follow a tenant (or ``unscoped``) entered after the transaction began (PostgreSQL)."""
+    if _RLS_STATE not in session.info or not session.in_transaction():
         return
-    connection.execute(
-        text("SELECT set_config('tenantkit.tenant_id', :tenant, true)"),
-        {"tenant": str(tenant_id) if tenant_id else ""},
-    )
+    recorded = session.info[_RLS_STATE]
+    state = _rls_state()
+    if state == recorded:
+        return
+    _apply_rls_state(session.connection(), state, entered=recorded == _CROSS)
+    session.info[_RLS_STATE] = state
 
 
 _ROLE_PROBE = text(
-    "SELECT NOT (r.rolsuper OR r.rolbypassrls) AND EXISTS ("
+    "SELECT r.rolsuper OR r.rolbypassrls, EXISTS ("
     " SELECT FROM pg_auth_members m JOIN pg_roles c ON c.oid = m.roleid"
     " WHERE m.member = r.oid AND c.rolname = :cross)"
     " FROM pg_roles r WHERE r.rolname = current_user"
@@ -287,15 +314,16 @@ def _may_enter_cross_tenant_role(connection: Connection) -> bool:
     """
     cached = connection.info.get("tenantkit_cross_tenant")
     if cached is None:
-        cached = bool(connection.execute(_ROLE_PROBE, {"cross": CROSS_TENANT_ROLE}).scalar())
+        bypass, member = connection.execute(_ROLE_PROBE, {"cross": CROSS_TENANT_ROLE}).one()
+        cached = bool(member and not bypass)
         connection.info["tenantkit_cross_tenant"] = cached
-        if not cached:
+        if not bypass and not member:
             logger.warning(
                 "unscoped(): the database role is subject to row-level security but not a member of %s;"
                 " it sees only rows its policies allow",
                 CROSS_TENANT_ROLE,
             )
-    return cached
+    return bool(cached)
 
 
 async def scoped_get(session: AsyncSession, model: type[ScopedT], id: uuid.UUID) -> ScopedT | None:
