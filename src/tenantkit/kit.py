@@ -247,6 +247,9 @@ class TenantKit:
             return
         configure_logging(self.settings.log_level, json_lines=self.settings.log_json)
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        from tenantkit.tenancy.rls import check_rls_enforced
+
+        await check_rls_enforced(self.database, self.settings.env)
         await self.revocations.start()
         await self.directory.start()
         await self.roles.start()

@@ -271,9 +271,19 @@ async def check_rls_enforced(database: Database, env: str) -> None:
     In production a bypass (superuser, ``BYPASSRLS``, owner of a tenant table
     without ``FORCE``, a tenant table without RLS) refuses to start with
     :class:`~tenantkit.errors.ConfigurationError`; in development it is a
-    warning; in tests a debug line. SQLite has no RLS: nothing to check.
+    warning; in tests a debug line. A database that does not answer refuses
+    a production start too (the check cannot pass). SQLite has no RLS:
+    nothing to check.
     """
-    problems = await rls_problems(database)
+    try:
+        problems = await rls_problems(database)
+    except Exception as exc:  # unreachable database: fail closed in production only
+        if env == "production":
+            raise ConfigurationError(
+                f"cannot verify row-level security: the database did not answer ({type(exc).__name__})"
+            ) from exc
+        logger.warning("row-level security check skipped: %s", type(exc).__name__)
+        return
     if not problems:
         return
     message = (
