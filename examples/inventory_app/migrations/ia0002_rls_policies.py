@@ -1,4 +1,8 @@
-"""inventory app: the index-usable RLS policies and the app role's grants (after tenantkit's tk0006)
+"""inventory app: the index-usable RLS policies and the app role's grants
+
+``enable_rls`` creates the roles when missing, grants them these tables and
+replaces ia0001's OR-ed policies with tenantkit's current shape, so this
+revision does not depend on tenantkit's tk0006.
 
 Revision ID: ia0002
 Revises: ia0001
@@ -14,7 +18,7 @@ from tenantkit.tenancy import disable_rls, enable_rls
 revision = "ia0002"
 down_revision = "ia0001"
 branch_labels = None
-depends_on = "tk0006"
+depends_on = None
 
 TABLES = ("products", "stock_movements", "orders", "order_items")
 
