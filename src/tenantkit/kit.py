@@ -46,6 +46,7 @@ from tenantkit.stores.base import Store, create_store
 from tenantkit.tenancy.directory import TenantDirectory
 from tenantkit.tenancy.middleware import TenantMiddleware
 from tenantkit.tenancy.resolvers import build_resolvers
+from tenantkit.tenancy.rls import check_rls_enforced
 from tenantkit.tenancy.service import TenancyService
 
 __all__ = ["TenantKit"]
@@ -315,6 +316,7 @@ class TenantKit:
             return
         configure_logging(self.settings.log_level, json_lines=self.settings.log_json)
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await check_rls_enforced(self.database, self.settings.env)
         await self.revocations.start()
         await self.directory.start()
         await self.roles.start()

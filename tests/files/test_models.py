@@ -58,4 +58,4 @@ async def test_row_level_security_is_forced_on_postgres(database: Database) -> N
             .all()
         )
     assert tuple(row) == (True, True)
-    assert policies == {"tenantkit_isolation", "tenantkit_unscoped"}
+    assert policies == {"tenantkit_isolation", "tenantkit_crosstenant"}

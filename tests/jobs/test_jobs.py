@@ -240,20 +240,26 @@ def test_cli_lists_and_requeues_dead_letters(
     dead_id = uuid.uuid4()
 
     async def seed() -> None:
+        from tenantkit.tenancy import tenant_scope
+
         kit = TenantKit(Settings.load())
         try:
-            async with kit.database.session() as session, session.begin():
-                session.add(
-                    DeadLetter(
-                        tenant_id=NIL_TENANT,
-                        id=dead_id,
-                        task_name="tenantkit.send_mail",
-                        args={"args": [{"to": "a@example.com", "subject": "s", "body": "b"}], "kwargs": {}},
-                        labels={"attempt": 5},
-                        error="OSError: refused",
-                        attempts=5,
+            with tenant_scope(NIL_TENANT):  # dead letters are tenant-owned
+                async with kit.database.session() as session, session.begin():
+                    session.add(
+                        DeadLetter(
+                            tenant_id=NIL_TENANT,
+                            id=dead_id,
+                            task_name="tenantkit.send_mail",
+                            args={
+                                "args": [{"to": "a@example.com", "subject": "s", "body": "b"}],
+                                "kwargs": {},
+                            },
+                            labels={"attempt": 5},
+                            error="OSError: refused",
+                            attempts=5,
+                        )
                     )
-                )
         finally:
             await kit.database.dispose()
 

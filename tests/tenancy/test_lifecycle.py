@@ -14,6 +14,7 @@ from tenantkit.admin import create_superadmin
 from tenantkit.db.base import utcnow
 from tenantkit.db.models import Invitation
 from tenantkit.mail import MemoryMailer
+from tenantkit.tenancy import unscoped
 from tests.helpers import Api, assert_problem, eventually, serve
 
 
@@ -164,8 +165,9 @@ async def test_expired_invitation_is_refused(api: Api) -> None:
     boss = api.bearer(await api.login("boss@example.com"))
     for_new = await invite(api, boss, "late@example.com")
     for_existing = await invite(api, boss, "existing@example.com")
-    async with api.kit.database.session() as session, session.begin():
-        await session.execute(update(Invitation).values(expires_at=utcnow() - timedelta(seconds=1)))
+    with unscoped("test: expire every invitation"):
+        async with api.kit.database.session() as session, session.begin():
+            await session.execute(update(Invitation).values(expires_at=utcnow() - timedelta(seconds=1)))
     late = await api.client.post(
         "/auth/register",
         json={"email": "late@example.com", "password": "password123", "invite_token": for_new},

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from tenantkit import TenantRef, tenant_context
 from tenantkit.db.engine import Database
 from tenantkit.tenancy import unscoped
-from tenantkit.tenancy.rls import rls_statements
+from tenantkit.tenancy.rls import CROSS_TENANT_ROLE, rls_statements
 from tests.tenancy.models import TABLES, Project, create_tables
 
 pytestmark = pytest.mark.postgres
@@ -44,7 +44,9 @@ async def appdb(pg_url: str) -> AsyncIterator[AppDb]:
         for table in TABLES:
             for statement in rls_statements(table):
                 await connection.execute(text(statement))
-        await connection.execute(text(f"CREATE ROLE {role} LOGIN NOBYPASSRLS NOSUPERUSER"))
+        # like tenantkit_app: NOINHERIT member of the cross-tenant role (entered only by unscoped())
+        await connection.execute(text(f"CREATE ROLE {role} LOGIN NOINHERIT NOBYPASSRLS NOSUPERUSER"))
+        await connection.execute(text(f"GRANT {CROSS_TENANT_ROLE} TO {role}"))
         await connection.execute(text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {tables} TO {role}"))
     # one connection only: every transaction reuses the same server session
     app = Database(_with_user(pg_url, role), pool_size=1, max_overflow=0, pool_timeout=10)

@@ -66,7 +66,7 @@ async def test_row_level_security_is_forced_on_postgres(database: Database) -> N
         ).all()
     assert sorted(rows) == sorted((table, True, True) for table in TABLES)
     assert {(t, p) for t, p in policies} == {
-        (table, policy) for table in TABLES for policy in ("tenantkit_isolation", "tenantkit_unscoped")
+        (table, policy) for table in TABLES for policy in ("tenantkit_isolation", "tenantkit_crosstenant")
     }
 
 
@@ -79,7 +79,9 @@ async def test_delivery_and_the_relay_work_under_row_level_security(
     role = f"tk_app_{uuid.uuid4().hex[:8]}"
     admin = Database(db_url)
     async with admin.engine.begin() as connection:
-        await connection.execute(sa.text(f'CREATE ROLE "{role}" NOLOGIN NOSUPERUSER NOBYPASSRLS'))
+        # like tenantkit_app: a NOINHERIT member of the cross-tenant role that unscoped() enters
+        await connection.execute(sa.text(f'CREATE ROLE "{role}" NOLOGIN NOINHERIT NOSUPERUSER NOBYPASSRLS'))
+        await connection.execute(sa.text(f'GRANT tenantkit_crosstenant TO "{role}"'))
         await connection.execute(sa.text(f'GRANT USAGE ON SCHEMA public TO "{role}"'))
         await connection.execute(
             sa.text(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"')

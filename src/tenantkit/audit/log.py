@@ -8,6 +8,12 @@ every row's parameters; asyncpg pipelines them in one round trip, which is
 several times faster than compiling a multi-``VALUES`` statement per batch).
 ``stop()`` (the kit's shutdown) writes whatever is left.
 
+``audit_events`` is tenant-owned (row-level security on PostgreSQL): a batch
+holding several tenants' events inserts each tenant's rows after setting that
+tenant (``set_config('tenantkit.tenant_id', ..., true)``) in the same
+transaction, so the policy's ``WITH CHECK`` holds for every row without
+crossing tenants. Reads run in the queried tenant (:func:`tenant_scope`).
+
 The buffer is bounded: past ``max_buffer`` events ``record()`` wakes the
 flusher and async callers of :meth:`AuditLog.append` wait for room
 (backpressure). Only past twice that (the database has been unreachable for a
@@ -25,19 +31,22 @@ from collections import deque
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import and_, insert, or_, select, text
 
 from tenantkit.db.base import new_id, utcnow
 from tenantkit.db.engine import Database
 from tenantkit.db.models import AuditEvent
+from tenantkit.events import NIL_TENANT
 from tenantkit.pagination import decode_cursor, encode_cursor
+from tenantkit.tenancy.scoping import tenant_scope
 
 #: ``decode_cursor``/``encode_cursor`` stay importable from here for older callers.
 __all__ = ["AuditLog", "AuditQuery", "decode_cursor", "encode_cursor"]
 
 logger = logging.getLogger("tenantkit.audit")
 
-NIL_TENANT = uuid.UUID(int=0)
+
+_SET_TENANT = text("SELECT set_config('tenantkit.tenant_id', :tenant, true)")
 
 
 def _uuid(value: Any) -> uuid.UUID | None:
@@ -203,8 +212,15 @@ class AuditLog:
                 batch = [self._buffer.popleft() for _ in range(min(len(self._buffer), self.chunk))]
                 try:
                     rows = [_row(event) for event in batch]
+                    by_tenant: dict[uuid.UUID, list[dict[str, Any]]] = {}
+                    for row in rows:
+                        by_tenant.setdefault(row["tenant_id"], []).append(row)
+                    postgres = self.database.dialect == "postgresql"
                     async with self.database.engine.begin() as connection:
-                        await connection.execute(insert(AuditEvent), rows)
+                        for tenant_id, tenant_rows in by_tenant.items():
+                            if postgres:
+                                await connection.execute(_SET_TENANT, {"tenant": str(tenant_id)})
+                            await connection.execute(insert(AuditEvent), tenant_rows)
                 except Exception:
                     self._buffer.extendleft(reversed(batch))
                     raise
@@ -239,8 +255,9 @@ class AuditLog:
             statement = statement.where(
                 or_(table.created_at < at, and_(table.created_at == at, table.id < last))
             )
-        async with self.database.session() as session:
-            rows = list((await session.scalars(statement.limit(query.limit + 1))).all())
+        with tenant_scope(query.tenant_id):
+            async with self.database.session() as session:
+                rows = list((await session.scalars(statement.limit(query.limit + 1))).all())
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         items = [

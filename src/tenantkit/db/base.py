@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import DateTime, MetaData, TypeDecorator
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
-__all__ = ["Base", "TimestampMixin", "UTCDateTime", "new_id", "utcnow"]
+__all__ = ["Base", "TenantOwned", "TimestampMixin", "UTCDateTime", "new_id", "utcnow"]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -63,3 +63,19 @@ class TimestampMixin:
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class TenantOwned:
+    """Mixin of tenant-owned models: rows carry a ``tenant_id`` and the ORM filters on it.
+
+    Declares ``tenant_id`` (leading the primary key) unless the model declares
+    its own (with a foreign key, say). Use it for tables whose key is not
+    ``(tenant_id, id)`` (``roles``: ``(tenant_id, name)``); otherwise use
+    :class:`tenantkit.tenancy.TenantScoped`. The filter itself lives in
+    ``tenantkit.tenancy.scoping``; every tenant-owned table also needs
+    :func:`tenantkit.tenancy.enable_rls` in its migration.
+    """
+
+    @declared_attr
+    def tenant_id(cls) -> Mapped[uuid.UUID]:
+        return mapped_column(primary_key=True, index=False, sort_order=-10)

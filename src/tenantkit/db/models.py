@@ -1,9 +1,13 @@
 """tenantkit's own tables.
 
 Global (reference) tables: ``tenants``, ``users``, ``auth_sessions``,
-``refresh_tokens``, ``password_reset_tokens``. Tenant tables carry
-``tenant_id`` first in their primary key and in every unique constraint
-(the rule Citus imposes on tables distributed by ``tenant_id``).
+``refresh_tokens``, ``password_reset_tokens``, and ``memberships`` (read
+across tenants by design: "which tenants may this user enter" at login and
+token refresh). Tenant-owned tables (``roles``, ``invitations``,
+``audit_events``) are :class:`~tenantkit.tenancy.TenantOwned`: the ORM filters
+them to the current tenant and row-level security guards them on PostgreSQL.
+They carry ``tenant_id`` first in their primary key and in every unique
+constraint (the rule Citus imposes on tables distributed by ``tenant_id``).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tenantkit.db.base import Base, TimestampMixin, new_id, utcnow
+from tenantkit.db.base import Base, TenantOwned, TimestampMixin, new_id, utcnow
 
 __all__ = [
     "AuditEvent",
@@ -71,7 +75,7 @@ class Membership(TimestampMixin, Base):
     __table_args__ = (Index("ix_memberships_user_id", "user_id"),)
 
 
-class Role(TimestampMixin, Base):
+class Role(TenantOwned, TimestampMixin, Base):
     """A tenant's custom role: a name and a set of permission codes (wildcards allowed)."""
 
     __tablename__ = "roles"
@@ -133,7 +137,7 @@ class PasswordResetToken(Base):
     used_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
-class Invitation(Base):
+class Invitation(TenantOwned, Base):
     """An invitation to join a tenant with a role; single use, bound to an email."""
 
     __tablename__ = "invitations"
@@ -154,7 +158,7 @@ class Invitation(Base):
     __table_args__ = (UniqueConstraint("tenant_id", "digest"),)
 
 
-class AuditEvent(Base):
+class AuditEvent(TenantOwned, Base):
     """A security event. Platform events (no tenant) use the nil UUID as tenant."""
 
     __tablename__ = "audit_events"

@@ -16,11 +16,12 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from taskiq import TaskiqMessage
 
-from tenantkit.audit.log import decode_cursor, encode_cursor
 from tenantkit.db.base import utcnow
 from tenantkit.db.engine import Database
 from tenantkit.events import NIL_TENANT
 from tenantkit.jobs.models import DeadLetter
+from tenantkit.pagination import decode_cursor, encode_cursor
+from tenantkit.tenancy.scoping import tenant_scope, unscoped
 
 __all__ = ["ALL_TENANTS", "DeadLetterStore", "dead_letter_json"]
 
@@ -71,8 +72,9 @@ class DeadLetterStore:
             error=error,
             attempts=attempts,
         )
-        async with self.database.session() as session, session.begin():
-            session.add(row)
+        with tenant_scope(row.tenant_id):  # dead letters are tenant-owned (ORM scoping and RLS)
+            async with self.database.session() as session, session.begin():
+                session.add(row)
         return row.id
 
     async def list(
@@ -104,26 +106,36 @@ class DeadLetterStore:
                     and_(DeadLetter.created_at == at, DeadLetter.id < last_id),
                 )
             )
-        async with self.database.session() as session:
-            rows = list((await session.scalars(query.limit(limit + 1))).all())
+        scope = (
+            unscoped("jobs: an operator lists every tenant's dead letters")
+            if tenant_id is ALL_TENANTS
+            else tenant_scope(tenant_id if isinstance(tenant_id, uuid.UUID) else NIL_TENANT)
+        )
+        with scope:
+            async with self.database.session() as session:
+                rows = list((await session.scalars(query.limit(limit + 1))).all())
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
         return rows, next_cursor
 
     async def get(self, dead_letter_id: uuid.UUID) -> DeadLetter | None:
-        """One dead letter by id, or ``None``."""
-        async with self.database.session() as session:
-            found: DeadLetter | None = await session.scalar(
-                select(DeadLetter).where(DeadLetter.id == dead_letter_id)
-            )
-            return found
+        """One dead letter by id, or ``None`` (callers check its tenant)."""
+        with (
+            unscoped("jobs: find a dead letter by id (callers check its tenant)", system=True),
+        ):
+            async with self.database.session() as session:
+                found: DeadLetter | None = await session.scalar(
+                    select(DeadLetter).where(DeadLetter.id == dead_letter_id)
+                )
+                return found
 
     async def mark_requeued(self, row: DeadLetter) -> None:
         """Note that ``row`` went back on the queue."""
-        async with self.database.session() as session, session.begin():
-            await session.execute(
-                update(DeadLetter)
-                .where(DeadLetter.tenant_id == row.tenant_id, DeadLetter.id == row.id)
-                .values(requeued_at=utcnow())
-            )
+        with tenant_scope(row.tenant_id):
+            async with self.database.session() as session, session.begin():
+                await session.execute(
+                    update(DeadLetter)
+                    .where(DeadLetter.tenant_id == row.tenant_id, DeadLetter.id == row.id)
+                    .values(requeued_at=utcnow())
+                )

@@ -2,8 +2,8 @@
 
 Jobs without a tenant use the nil UUID as ``tenant_id`` (as audit events do),
 so the primary key can lead with ``tenant_id`` (the Citus rule); the API shows
-them with ``tenant_id: null``. The table is not row-level secured: it is read
-by operators across tenants, and by tenant admins through a filtered query.
+them with ``tenant_id: null``. The table is tenant-owned (ORM scoping and
+row-level security): operators read across tenants inside ``unscoped(reason)``.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from typing import Any
 from sqlalchemy import JSON, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tenantkit.db.base import Base, new_id, utcnow
+from tenantkit.db.base import Base, TenantOwned, new_id, utcnow
 from tenantkit.events import NIL_TENANT
 
 __all__ = ["NIL_TENANT", "DeadLetter"]
 
 
-class DeadLetter(Base):
+class DeadLetter(TenantOwned, Base):
     """A job that used up its attempts, kept to be inspected and requeued.
 
     Attributes:

@@ -12,6 +12,7 @@ from tenantkit.db.engine import Database
 from tenantkit.db.models import Role
 from tenantkit.rbac.registry import PermissionRegistry
 from tenantkit.stores.base import Store
+from tenantkit.tenancy.scoping import tenant_scope
 
 __all__ = ["ADMIN", "BUILTIN_ROLES", "SUPER_ADMIN", "USER", "RoleBook"]
 
@@ -53,11 +54,13 @@ class RoleBook:
         await self.custom.stop()
 
     async def _load(self, key: str) -> frozenset[str] | None:
-        tenant_id, _, name = key.partition(":")
-        async with self._database.session() as session:
-            patterns = await session.scalar(
-                select(Role.permissions).where(Role.tenant_id == uuid.UUID(tenant_id), Role.name == name)
-            )
+        raw_tenant, _, name = key.partition(":")
+        tenant_id = uuid.UUID(raw_tenant)
+        with tenant_scope(tenant_id):  # roles are tenant-owned (ORM scoping and RLS)
+            async with self._database.session() as session:
+                patterns = await session.scalar(
+                    select(Role.permissions).where(Role.tenant_id == tenant_id, Role.name == name)
+                )
         if patterns is None:
             return None
         return self.registry.expand(patterns)

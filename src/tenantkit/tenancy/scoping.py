@@ -1,6 +1,7 @@
 """Fail-closed ORM tenant scoping (SQLAlchemy's ``do_orm_execute`` recipe).
 
-Every ORM SELECT, UPDATE and DELETE touching a :class:`TenantScoped` model is
+Every ORM SELECT, UPDATE and DELETE touching a :class:`TenantOwned` model
+(:class:`TenantScoped` is the usual one) is
 filtered to the current tenant with ``with_loader_criteria`` (joins, aliases,
 subqueries, ``select_from()`` and relationship and eager loads included).
 New objects and ORM bulk ``insert()`` rows get ``tenant_id`` filled in; an
@@ -10,7 +11,9 @@ With no tenant in context a scoped statement raises :class:`TenantScopeError`.
 
 On PostgreSQL each transaction also sets ``tenantkit.tenant_id`` with
 ``set_config(..., true)`` (transaction-local) for the row-level security
-policies created by :func:`tenantkit.tenancy.rls.enable_rls`.
+policies created by :func:`tenantkit.tenancy.rls.enable_rls`; an ``unscoped``
+transaction enters the ``tenantkit_crosstenant`` role with ``SET LOCAL ROLE``
+(when the connecting role is a member of it and is subject to RLS at all).
 """
 
 from __future__ import annotations
@@ -40,12 +43,21 @@ from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import BindParameter, ClauseElement
 from sqlalchemy.sql.expression import TableClause
 
-from tenantkit.context import current_tenant_id
-from tenantkit.db.base import new_id
+from tenantkit.context import TenantRef, current_tenant, current_tenant_id, tenant_context
+from tenantkit.db.base import TenantOwned, new_id
 from tenantkit.db.engine import ScopedSession
 from tenantkit.errors import TenantScopeError
+from tenantkit.tenancy.rls import CROSS_TENANT_ROLE
 
-__all__ = ["TenantScoped", "is_unscoped", "scoped_get", "unscoped"]
+__all__ = [
+    "TenantOwned",
+    "TenantScoped",
+    "is_unscoped",
+    "scoped_get",
+    "tenant_owned_tables",
+    "tenant_scope",
+    "unscoped",
+]
 
 logger = logging.getLogger("tenantkit.tenancy")
 
@@ -56,17 +68,13 @@ UNSCOPED_OPTION = "tenantkit_unscoped"
 ScopedT = TypeVar("ScopedT", bound="TenantScoped")
 
 
-class TenantScoped:
+class TenantScoped(TenantOwned):
     """Mixin for tenant-owned models: composite primary key ``(tenant_id, id)``.
 
-    ``tenant_id`` leads the primary key (and should lead every unique
+    ``tenant_id`` (from :class:`TenantOwned`) leads the primary key (and should lead every unique
     constraint and index) so tables can be distributed by tenant (Citus).
     Use :func:`scoped_get` to load by the public ``id``.
     """
-
-    @declared_attr
-    def tenant_id(cls) -> Mapped[uuid.UUID]:
-        return mapped_column(primary_key=True, index=False, sort_order=-10)
 
     @declared_attr
     def id(cls) -> Mapped[uuid.UUID]:
@@ -76,6 +84,21 @@ class TenantScoped:
 def is_unscoped() -> bool:
     """True inside an :func:`unscoped` block."""
     return _unscoped.get() is not None
+
+
+@contextmanager
+def tenant_scope(tenant_id: uuid.UUID) -> Iterator[None]:
+    """Run a block's queries in the tenant ``tenant_id`` (kit code that knows only the id).
+
+    Keeps the current :class:`~tenantkit.context.TenantRef` when it is that tenant;
+    otherwise enters ``tenant_context`` with a reference holding only the id.
+    """
+    current = current_tenant()
+    if current is not None and current.id == tenant_id:
+        yield
+        return
+    with tenant_context(TenantRef(id=tenant_id, slug="")):
+        yield
 
 
 @contextmanager
@@ -96,14 +119,19 @@ def unscoped(reason: str, *, system: bool = False) -> Iterator[None]:
         _unscoped.reset(token)
 
 
-#: Tables of mapped ``TenantScoped`` classes, filled as mappers are constructed.
+#: Tables of mapped ``TenantOwned`` classes, filled as mappers are constructed.
 _scoped_tables: set[TableClause] = set()
 
 
 @event.listens_for(Mapper, "after_mapper_constructed")
 def _register_scoped_table(mapper: Mapper[Any], class_: type) -> None:
-    if issubclass(class_, TenantScoped) and isinstance(mapper.local_table, TableClause):
+    if issubclass(class_, TenantOwned) and isinstance(mapper.local_table, TableClause):
         _scoped_tables.add(mapper.local_table)
+
+
+def tenant_owned_tables() -> set[str]:
+    """Names of the tables of every mapped :class:`TenantOwned` model."""
+    return {table.name for table in _scoped_tables}
 
 
 def _is_scoped_table(element: Any) -> bool:
@@ -114,7 +142,7 @@ def _is_scoped_table(element: Any) -> bool:
 
 def _touches_scoped(state: ORMExecuteState) -> bool:
     """Whether the statement reads or writes a scoped table anywhere (FROM, joins, subqueries)."""
-    if any(issubclass(m.class_, TenantScoped) for m in state.all_mappers):
+    if any(issubclass(m.class_, TenantOwned) for m in state.all_mappers):
         return True
     # ``select(func.count()).select_from(Model)``, ``exists()`` and other statements
     # whose columns name no scoped entity: look at every table they touch.
@@ -171,6 +199,7 @@ def _checked_parameters(parameters: Any, tenant_id: uuid.UUID, *, fill: bool) ->
 
 @event.listens_for(ScopedSession, "do_orm_execute")
 def _scope_statement(state: ORMExecuteState) -> None:
+    _sync_rls_tenant(state.session)
     if state.is_column_load:
         return  # refreshing attributes of an object already loaded by primary key
     if not (state.is_select or state.is_update or state.is_delete or state.is_insert):
@@ -194,7 +223,7 @@ def _scope_statement(state: ORMExecuteState) -> None:
     # another tenant's block) carries no criteria of its own to propagate.
     state.statement = state.statement.options(
         with_loader_criteria(
-            TenantScoped,
+            TenantOwned,
             lambda cls: cls.tenant_id == tenant_id,
             include_aliases=True,
         )
@@ -203,11 +232,12 @@ def _scope_statement(state: ORMExecuteState) -> None:
 
 @event.listens_for(ScopedSession, "before_flush")
 def _check_writes(session: Session, _flush: UOWTransaction, _instances: Any) -> None:
+    _sync_rls_tenant(session)
     if _unscoped.get() is not None:
         return
     tenant_id = current_tenant_id()
     for obj in session.new:
-        if not isinstance(obj, TenantScoped):
+        if not isinstance(obj, TenantOwned):
             continue
         if tenant_id is None:
             raise TenantScopeError(f"cannot insert {type(obj).__name__} with no tenant in context")
@@ -217,22 +247,83 @@ def _check_writes(session: Session, _flush: UOWTransaction, _instances: Any) -> 
         elif owner != tenant_id:
             raise TenantScopeError(f"refusing to insert {type(obj).__name__} for another tenant")
     for obj in (*session.dirty, *session.deleted):
-        if isinstance(obj, TenantScoped) and obj.tenant_id != tenant_id:
+        if isinstance(obj, TenantOwned) and getattr(obj, "tenant_id", None) != tenant_id:
             raise TenantScopeError(f"refusing to write {type(obj).__name__} of another tenant")
+
+
+#: ``session.info`` key: what the open transaction told PostgreSQL (a tenant id, or unscoped).
+_RLS_STATE = "tenantkit_rls_state"
+_CROSS = "unscoped"
+_SET_TENANT = text("SELECT set_config('tenantkit.tenant_id', :tenant, true)")
+_SET_TENANT_AND_ROLE = text(
+    "SELECT set_config('tenantkit.tenant_id', :tenant, true), set_config('role', :role, true)"
+)
+
+
+def _rls_state() -> uuid.UUID | str | None:
+    return _CROSS if _unscoped.get() is not None else current_tenant_id()
+
+
+def _apply_rls_state(connection: Connection, state: uuid.UUID | str | None, *, entered: bool) -> None:
+    """Tell the transaction its tenant (``set_config(..., true)``) and, unscoped, its role."""
+    tenant = state if isinstance(state, uuid.UUID) else None
+    params = {"tenant": str(tenant) if tenant else ""}
+    if state == _CROSS and _may_enter_cross_tenant_role(connection):
+        connection.execute(_SET_TENANT_AND_ROLE, {**params, "role": CROSS_TENANT_ROLE})
+    elif entered:  # leaving a cross-tenant block inside the same transaction
+        connection.execute(_SET_TENANT_AND_ROLE, {**params, "role": "none"})
+    else:
+        connection.execute(_SET_TENANT, params)
 
 
 @event.listens_for(ScopedSession, "after_begin")
 def _set_rls_tenant(session: Session, _transaction: SessionTransaction, connection: Connection) -> None:
     if connection.dialect.name != "postgresql":
         return
-    tenant_id = current_tenant_id()
-    connection.execute(
-        text(
-            "SELECT set_config('tenantkit.tenant_id', :tenant, true), "
-            "set_config('tenantkit.unscoped', :bypass, true)"
-        ),
-        {"tenant": str(tenant_id) if tenant_id else "", "bypass": "on" if _unscoped.get() else ""},
-    )
+    state = _rls_state()
+    _apply_rls_state(connection, state, entered=False)
+    session.info[_RLS_STATE] = state
+
+
+def _sync_rls_tenant(session: Session) -> None:
+    """Follow a tenant (or ``unscoped``) entered after the transaction began (PostgreSQL)."""
+    if _RLS_STATE not in session.info or not session.in_transaction():
+        return
+    recorded = session.info[_RLS_STATE]
+    state = _rls_state()
+    if state == recorded:
+        return
+    _apply_rls_state(session.connection(), state, entered=recorded == _CROSS)
+    session.info[_RLS_STATE] = state
+
+
+_ROLE_PROBE = text(
+    "SELECT r.rolsuper OR r.rolbypassrls, EXISTS ("
+    " SELECT FROM pg_auth_members m JOIN pg_roles c ON c.oid = m.roleid"
+    " WHERE m.member = r.oid AND c.rolname = :cross)"
+    " FROM pg_roles r WHERE r.rolname = current_user"
+)
+
+
+def _may_enter_cross_tenant_role(connection: Connection) -> bool:
+    """Whether this connection's role is subject to RLS and a member of the cross-tenant role.
+
+    Asked once per pooled connection (kept in its ``info``). A superuser or
+    ``BYPASSRLS`` role sees every row anyway; a role that is not a member
+    cannot cross tenants under RLS (logged once per connection).
+    """
+    cached = connection.info.get("tenantkit_cross_tenant")
+    if cached is None:
+        bypass, member = connection.execute(_ROLE_PROBE, {"cross": CROSS_TENANT_ROLE}).one()
+        cached = bool(member and not bypass)
+        connection.info["tenantkit_cross_tenant"] = cached
+        if not bypass and not member:
+            logger.warning(
+                "unscoped(): the database role is subject to row-level security but not a member of %s;"
+                " it sees only rows its policies allow",
+                CROSS_TENANT_ROLE,
+            )
+    return bool(cached)
 
 
 async def scoped_get(session: AsyncSession, model: type[ScopedT], id: uuid.UUID) -> ScopedT | None:
