@@ -20,7 +20,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 import tenantkit.db.models  # noqa: F401  (the ``tenants`` table the foreign keys point to)
 from tenantkit import Base
 from tenantkit.db.base import utcnow
-from tenantkit.tenancy.scoping import TenantScoped
+from tenantkit.db.scoping import TenantScoped
 
 __all__ = ["CENT", "DEFAULT_LOW_STOCK_THRESHOLD", "Money", "Order", "OrderItem", "Product", "StockMovement"]
 

@@ -13,6 +13,7 @@ from tenantkit.context import (
     tenant_context,
 )
 from tenantkit.db import Base, Database
+from tenantkit.db.scoping import TenantScoped, unscoped
 from tenantkit.errors import (
     AccountLockedError,
     AuthenticationError,
@@ -48,7 +49,6 @@ from tenantkit.rbac.decorators import (
 )
 from tenantkit.settings import Settings
 from tenantkit.stores import MemoryStore, Store
-from tenantkit.tenancy.scoping import TenantScoped, unscoped
 
 __version__ = "0.1.0"
 

@@ -27,6 +27,7 @@ from tenantkit.auth.sessions import Sessions
 from tenantkit.auth.tokens import AccessTokens
 from tenantkit.background import Background
 from tenantkit.db.engine import Database
+from tenantkit.db.rls import check_rls_enforced
 from tenantkit.events import Events
 from tenantkit.health import health_endpoint
 from tenantkit.http import problem_exception_handlers
@@ -46,7 +47,6 @@ from tenantkit.stores.base import Store, create_store
 from tenantkit.tenancy.directory import TenantDirectory
 from tenantkit.tenancy.middleware import TenantMiddleware
 from tenantkit.tenancy.resolvers import build_resolvers
-from tenantkit.tenancy.rls import check_rls_enforced
 from tenantkit.tenancy.service import TenancyService
 
 __all__ = ["TenantKit"]
@@ -379,7 +379,7 @@ class TenantKit:
     @contextlib.contextmanager
     def unscoped(self, reason: str, *, actor_id: uuid.UUID | None = None) -> Any:
         """Cross tenants explicitly: logged and audited."""
-        from tenantkit.tenancy.scoping import unscoped
+        from tenantkit.db.scoping import unscoped
 
         self.events.audit("tenancy.unscoped", tenant_id=None, actor_id=actor_id, data={"reason": reason})
         with unscoped(reason):

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from inventory_app.app import create_app
 from tenantkit import TenantKit
 from tenantkit.db.engine import Database
-from tenantkit.tenancy.rls import APP_ROLE
+from tenantkit.db.rls import APP_ROLE
 from tests.example.conftest import Example
 from tests.helpers import serve
 

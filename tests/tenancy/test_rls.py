@@ -13,8 +13,8 @@ from sqlalchemy.exc import DBAPIError
 
 from tenantkit import TenantRef, tenant_context
 from tenantkit.db.engine import Database
+from tenantkit.db.rls import CROSS_TENANT_ROLE, rls_statements
 from tenantkit.tenancy import unscoped
-from tenantkit.tenancy.rls import CROSS_TENANT_ROLE, rls_statements
 from tests.tenancy.models import TABLES, Project, create_tables
 
 pytestmark = pytest.mark.postgres

@@ -19,11 +19,11 @@ from tenantkit import Settings, TenantKit, TenantRef, tenant_context
 from tenantkit.audit.log import AuditLog, AuditQuery
 from tenantkit.db.engine import Database
 from tenantkit.db.models import Role, Tenant
+from tenantkit.db.rls import APP_ROLE, CROSS_TENANT_ROLE, check_rls_enforced, rls_problems
 from tenantkit.errors import ConfigurationError
 from tenantkit.jobs.models import NIL_TENANT, DeadLetter
 from tenantkit.jobs.runner import ALL_TENANTS
 from tenantkit.tenancy import unscoped
-from tenantkit.tenancy.rls import APP_ROLE, CROSS_TENANT_ROLE, check_rls_enforced, rls_problems
 
 pytestmark = pytest.mark.postgres
 

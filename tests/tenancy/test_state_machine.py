@@ -43,8 +43,8 @@ from sqlalchemy.engine import CursorResult
 
 from tenantkit import Settings, TenantRef, TenantScopeError, tenant_context
 from tenantkit.db.engine import Database
+from tenantkit.db.rls import rls_statements
 from tenantkit.tenancy import scoped_get, unscoped
-from tenantkit.tenancy.rls import rls_statements
 from tests.tenancy.models import TABLES, Project, create_tables
 
 T = TypeVar("T")

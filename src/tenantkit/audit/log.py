@@ -36,9 +36,9 @@ from sqlalchemy import and_, insert, or_, select, text
 from tenantkit.db.base import new_id, utcnow
 from tenantkit.db.engine import Database
 from tenantkit.db.models import AuditEvent
+from tenantkit.db.scoping import tenant_scope
 from tenantkit.events import NIL_TENANT
 from tenantkit.pagination import decode_cursor, encode_cursor
-from tenantkit.tenancy.scoping import tenant_scope
 
 #: ``decode_cursor``/``encode_cursor`` stay importable from here for older callers.
 __all__ = ["AuditLog", "AuditQuery", "decode_cursor", "encode_cursor"]

@@ -72,7 +72,7 @@ class TenantOwned:
     its own (with a foreign key, say). Use it for tables whose key is not
     ``(tenant_id, id)`` (``roles``: ``(tenant_id, name)``); otherwise use
     :class:`tenantkit.tenancy.TenantScoped`. The filter itself lives in
-    ``tenantkit.tenancy.scoping``; every tenant-owned table also needs
+    ``tenantkit.db.scoping``; every tenant-owned table also needs
     :func:`tenantkit.tenancy.enable_rls` in its migration.
     """
 

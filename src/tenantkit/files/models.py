@@ -8,7 +8,7 @@ from sqlalchemy import BigInteger, CheckConstraint, ForeignKeyConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tenantkit.db.base import Base, utcnow
-from tenantkit.tenancy.scoping import TenantScoped
+from tenantkit.db.scoping import TenantScoped
 
 __all__ = ["FILE_STATUSES", "FILE_VISIBILITIES", "FileObject"]
 

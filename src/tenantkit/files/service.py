@@ -15,10 +15,10 @@ from sqlalchemy.engine import CursorResult
 from tenantkit.context import current_tenant_id
 from tenantkit.db.base import utcnow
 from tenantkit.db.engine import Database
+from tenantkit.db.scoping import scoped_get
 from tenantkit.errors import ConflictError, NotFoundError, TenantScopeError, ValidationError
 from tenantkit.files.models import FILE_VISIBILITIES, FileObject
 from tenantkit.files.storage import PresignedUpload, Storage, new_key
-from tenantkit.tenancy.scoping import scoped_get
 
 __all__ = [
     "DEFAULT_ALLOWED_TYPES",

@@ -18,10 +18,10 @@ from taskiq import TaskiqMessage
 
 from tenantkit.db.base import utcnow
 from tenantkit.db.engine import Database
+from tenantkit.db.scoping import tenant_scope, unscoped
 from tenantkit.events import NIL_TENANT
 from tenantkit.jobs.models import DeadLetter
 from tenantkit.pagination import decode_cursor, encode_cursor
-from tenantkit.tenancy.scoping import tenant_scope, unscoped
 
 __all__ = ["ALL_TENANTS", "DeadLetterStore", "dead_letter_json"]
 

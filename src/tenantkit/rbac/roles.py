@@ -10,9 +10,9 @@ from sqlalchemy import select
 from tenantkit.cache import SyncedCache
 from tenantkit.db.engine import Database
 from tenantkit.db.models import Role
+from tenantkit.db.scoping import tenant_scope
 from tenantkit.rbac.registry import PermissionRegistry
 from tenantkit.stores.base import Store
-from tenantkit.tenancy.scoping import tenant_scope
 
 __all__ = ["ADMIN", "BUILTIN_ROLES", "SUPER_ADMIN", "USER", "RoleBook"]
 

@@ -1,9 +1,13 @@
-"""Tenancy: ORM scoping, row-level security, tenant resolution."""
+"""Tenancy: tenant resolution and the tenancy service.
+
+ORM scoping and row-level security live in :mod:`tenantkit.db` (every data
+access uses them) and are re-exported here.
+"""
 
 from __future__ import annotations
 
-from tenantkit.tenancy.rls import check_rls_enforced, disable_rls, enable_rls
-from tenantkit.tenancy.scoping import (
+from tenantkit.db.rls import check_rls_enforced, disable_rls, enable_rls
+from tenantkit.db.scoping import (
     TenantOwned,
     TenantScoped,
     is_unscoped,

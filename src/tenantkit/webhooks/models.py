@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 import tenantkit.db.models  # noqa: F401  (the ``tenants`` table the foreign keys point to)
 from tenantkit.db.base import Base, utcnow
-from tenantkit.tenancy.scoping import TenantScoped
+from tenantkit.db.scoping import TenantScoped
 
 __all__ = ["DELIVERY_STATUSES", "WebhookAttempt", "WebhookDelivery", "WebhookEndpoint"]
 

@@ -25,11 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantkit.context import current_tenant_id
 from tenantkit.db.base import new_id, utcnow
 from tenantkit.db.engine import Database
+from tenantkit.db.scoping import scoped_get
 from tenantkit.errors import ConflictError, NotFoundError, TenantScopeError, ValidationError
 from tenantkit.jobs import JobRunner
 from tenantkit.jobs.runner import EventEmitter
 from tenantkit.settings import Settings
-from tenantkit.tenancy.scoping import scoped_get
 from tenantkit.webhooks.delivery import WebhookSender, json_default
 from tenantkit.webhooks.models import DELIVERY_STATUSES, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tenantkit.webhooks.signing import generate_secret

@@ -33,9 +33,9 @@ from sqlalchemy import and_, select, tuple_, update
 from tenantkit.context import TenantRef, tenant_context
 from tenantkit.db.base import utcnow
 from tenantkit.db.engine import Database
+from tenantkit.db.scoping import scoped_get, unscoped
 from tenantkit.jobs import DeadJob, JobRunner, PermanentJobError, current_job
 from tenantkit.jobs.runner import EventEmitter
-from tenantkit.tenancy.scoping import scoped_get, unscoped
 from tenantkit.webhooks.delivery import AttemptResult, WebhookSender
 from tenantkit.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 

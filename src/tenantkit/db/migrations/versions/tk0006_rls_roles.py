@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from tenantkit.tenancy.rls import create_roles, disable_rls, enable_rls, grant_app_role, set_app_password
+from tenantkit.db.rls import create_roles, disable_rls, enable_rls, grant_app_role, set_app_password
 
 revision = "tk0006"
 # The lead re-chains this to "tk0005" (invitations revoked) at merge.

@@ -11,7 +11,7 @@ With no tenant in context a scoped statement raises :class:`TenantScopeError`.
 
 On PostgreSQL each transaction also sets ``tenantkit.tenant_id`` with
 ``set_config(..., true)`` (transaction-local) for the row-level security
-policies created by :func:`tenantkit.tenancy.rls.enable_rls`; an ``unscoped``
+policies created by :func:`tenantkit.db.rls.enable_rls`; an ``unscoped``
 transaction enters the ``tenantkit_crosstenant`` role with ``SET LOCAL ROLE``
 (when the connecting role is a member of it and is subject to RLS at all).
 """
@@ -46,8 +46,8 @@ from sqlalchemy.sql.expression import TableClause
 from tenantkit.context import TenantRef, current_tenant, current_tenant_id, tenant_context
 from tenantkit.db.base import TenantOwned, new_id
 from tenantkit.db.engine import ScopedSession
+from tenantkit.db.rls import CROSS_TENANT_ROLE
 from tenantkit.errors import TenantScopeError
-from tenantkit.tenancy.rls import CROSS_TENANT_ROLE
 
 __all__ = [
     "TenantOwned",

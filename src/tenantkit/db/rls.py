@@ -238,7 +238,7 @@ async def rls_problems(database: Database, tenant_tables: Iterable[str] | None =
     if database.dialect != "postgresql":
         return []
     if tenant_tables is None:
-        from tenantkit.tenancy.scoping import tenant_owned_tables
+        from tenantkit.db.scoping import tenant_owned_tables
 
         tenant_tables = tenant_owned_tables()
     names = sorted(set(tenant_tables))
