@@ -37,6 +37,8 @@ class TenantRef:
     slug: str
     name: str = ""
     status: str = "active"
+    #: Members must have a second factor to use anything but their profile and 2FA enrolment.
+    require_mfa: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,10 +8,19 @@ large, and bcrypt would truncate at 72 bytes.
 from __future__ import annotations
 
 import hashlib
+import hmac
 
-__all__ = ["digest"]
+__all__ = ["digest", "keyed_digest"]
 
 
 def digest(token: str) -> bytes:
     """The SHA-256 digest stored in place of a bearer secret."""
     return hashlib.sha256(token.encode()).digest()
+
+
+def keyed_digest(key: bytes, token: str) -> bytes:
+    """HMAC-SHA256 of ``token`` under a server key: what is stored for recovery codes and API keys.
+
+    A stolen table alone does not allow an offline search: the key is not in it.
+    """
+    return hmac.new(key, token.encode(), hashlib.sha256).digest()

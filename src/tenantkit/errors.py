@@ -15,6 +15,7 @@ The tree (every class is importable from ``tenantkit``)::
         │   ├── ExpiredTokenError
         │   └── TokenReuseError
         ├── PermissionDeniedError       403
+        │   └── MfaEnrollmentRequiredError  the tenant requires 2FA the caller lacks
         ├── TenantError
         │   ├── TenantNotFoundError     404
         │   ├── TenantRequiredError     400
@@ -47,6 +48,7 @@ __all__ = [
     "ConflictError",
     "ExpiredTokenError",
     "InvalidTokenError",
+    "MfaEnrollmentRequiredError",
     "MissingDependencyError",
     "NotFoundError",
     "PayloadTooLargeError",
@@ -179,6 +181,12 @@ class TokenReuseError(InvalidTokenError):
 
 class PermissionDeniedError(ProblemError):
     status, title, type_slug = 403, "Forbidden", "forbidden"
+
+
+class MfaEnrollmentRequiredError(PermissionDeniedError):
+    """403: the tenant requires a second factor and the caller has none yet."""
+
+    type_slug = "mfa-enrollment-required"
 
 
 class TenantError(ProblemError):

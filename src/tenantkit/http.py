@@ -283,3 +283,40 @@ def problem_exception_handlers() -> dict[Any, Any]:
     handlers: dict[Any, Any] = {ProblemError: _problem_handler, HTTPException: _http_handler}
     handlers.update(dict.fromkeys(_outage_exceptions(), _unavailable_handler))
     return handlers
+
+
+def _absent_not_null(schema: dict[str, Any]) -> None:
+    for prop in schema.get("properties", {}).values():
+        options = prop.get("anyOf")
+        if isinstance(options, list) and {"type": "null"} in options:
+            rest = [o for o in options if o != {"type": "null"}]
+            del prop["anyOf"]
+            prop.pop("default", None)
+            if len(rest) == 1:
+                prop.update(rest[0])
+            else:
+                prop["anyOf"] = rest
+
+
+class PatchModel(RequestModel):
+    """Base of ``PATCH`` bodies: every field may be left out, none may be ``null``.
+
+    Declare fields as ``T | None = None`` (``None`` meaning "leave as it is");
+    an explicit ``null`` is a 422, and the schema says so.
+    """
+
+    model_config = pydantic.ConfigDict(extra="forbid", json_schema_extra=_absent_not_null)
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            nulls = [name for name, value in data.items() if value is None]
+            if nulls:
+                raise ValidationError(
+                    [
+                        {"loc": ["body", n], "msg": "may be left out, not null", "type": "value_error"}
+                        for n in nulls
+                    ]
+                )
+        return data

@@ -19,6 +19,8 @@ from tenantkit.auth.accounts import Accounts
 from tenantkit.auth.identity import Authenticator
 from tenantkit.auth.keys import KeySet
 from tenantkit.auth.lockout import Lockout
+from tenantkit.auth.mfa import TwoFactor
+from tenantkit.auth.mfa_routes import TwoFactorRoutes
 from tenantkit.auth.middleware import AuthenticationMiddleware
 from tenantkit.auth.passwords import PasswordHasher
 from tenantkit.auth.revocation import RevocationList
@@ -41,6 +43,7 @@ from tenantkit.rbac.access import Access
 from tenantkit.rbac.registry import PermissionRegistry
 from tenantkit.rbac.roles import RoleBook
 from tenantkit.routing import public_paths
+from tenantkit.sealing import Sealer
 from tenantkit.security import RateLimiter, rate_limit_middleware, security_middleware
 from tenantkit.settings import Settings
 from tenantkit.stores.base import Store, create_store
@@ -48,6 +51,7 @@ from tenantkit.tenancy.directory import TenantDirectory
 from tenantkit.tenancy.middleware import TenantMiddleware
 from tenantkit.tenancy.resolvers import build_resolvers
 from tenantkit.tenancy.service import TenancyService
+from tenantkit.tenancy.tenant_routes import TenantRoutes
 
 __all__ = ["TenantKit"]
 
@@ -118,7 +122,6 @@ class TenantKit:
             self.permissions.register_many(registered or ())
         self.roles = RoleBook(self.permissions, self.database, self.store, user_permissions=user_permissions)
         self.directory = TenantDirectory(self.database, self.store, ttl=s.tenant_cache_ttl or 60)
-        self.access = Access(self.directory, self.roles, self.hook)
 
         # Credentials.
         pepper = s.password_pepper.get_secret_value().encode() if s.password_pepper else None
@@ -140,6 +143,21 @@ class TenantKit:
         )
         self.lockout = Lockout(self.store, threshold=s.lockout_threshold, seconds=s.lockout_seconds)
         self.authenticator = Authenticator(self.tokens, self.revocations)
+        sealing = (
+            s.encryption_key.get_secret_value().encode() if s.encryption_key else self.keys.derive("sealing")
+        )
+        self.mfa = TwoFactor(
+            database=self.database,
+            store=self.store,
+            sealer=Sealer.from_material(sealing),
+            code_key=self.keys.derive("recovery-codes"),
+            lockout=self.lockout,
+            events=self.events,
+            issuer=s.mfa_issuer,
+            challenge_ttl=s.mfa_challenge_ttl,
+            max_attempts=s.mfa_max_attempts,
+        )
+        self.access = Access(self.directory, self.roles, self.hook, enrolled=self.mfa.enrolled)
 
         # Jobs first: mail goes through them.
         from tenantkit.jobs import SEND_MAIL, JobRunner
@@ -164,6 +182,7 @@ class TenantKit:
             revocations=self.revocations,
             events=self.events,
             metrics=self.metrics,
+            mfa=self.mfa,
         )
         self.tenancy = TenancyService(
             database=self.database,
@@ -267,6 +286,10 @@ class TenantKit:
             ),
             Route("/metrics", self._metrics_endpoint(), methods=["GET"], name="metrics"),
             *auth.routes(),
+            *TwoFactorRoutes(
+                self.mfa, self.sessions, self.accounts, pair_response=auth.pair_response, max_json_depth=depth
+            ).routes(),
+            *TenantRoutes(self.tenancy, max_json_depth=depth).routes(),
             *MemberRoutes(self.tenancy, max_json_depth=depth).routes(),
             *RoleRoutes(
                 self.roles, self.permissions, self.database, self.events, max_json_depth=depth
@@ -320,6 +343,7 @@ class TenantKit:
         await self.revocations.start()
         await self.directory.start()
         await self.roles.start()
+        await self.mfa.start()
         await self.audit_log.start()
         await self.jobs.startup()
         ensure_bucket = getattr(self.storage, "ensure_bucket", None)
@@ -338,6 +362,7 @@ class TenantKit:
         await self.background.drain()
         await self.jobs.shutdown()
         await self.audit_log.stop()
+        await self.mfa.stop()
         await self.roles.stop()
         await self.directory.stop()
         await self.revocations.stop()

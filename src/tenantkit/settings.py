@@ -102,6 +102,12 @@ class Settings(BaseSettings):
     password_reset_ttl: int = Field(3600, ge=60)
     invitation_ttl: int = Field(604800, ge=60)
 
+    # Two-factor and secrets at rest
+    encryption_key: SecretStr | None = None
+    mfa_issuer: str = Field("tenantkit", min_length=1, max_length=64)
+    mfa_challenge_ttl: int = Field(300, ge=30, le=3600)
+    mfa_max_attempts: int = Field(5, ge=1, le=20)
+
     # Tenancy
     tenant_resolvers: CommaList = Field(default_factory=lambda: ["header", "token"])
     tenant_header: str = "X-Tenant-ID"
@@ -205,6 +211,13 @@ class Settings(BaseSettings):
                 "required outside development (generate one with: "
                 "python -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
+        if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes")
+        return value
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _check_encryption_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
             raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes")
         return value

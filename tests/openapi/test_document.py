@@ -165,8 +165,12 @@ async def test_auth_routes_have_bodies_and_responses(served: Any) -> None:
     assert {"email", "password"} <= set(body["properties"])
     assert set(body["required"]) == {"email", "password"}
     assert login["requestBody"]["required"] is True
-    pair = resolve(document, login["responses"]["200"]["content"]["application/json"]["schema"])
-    assert set(pair["required"]) == {"access_token", "token_type", "expires_in", "refresh_token"}
+    outcome = resolve(document, login["responses"]["200"]["content"]["application/json"]["schema"])
+    shapes = [resolve(document, option) for option in outcome["anyOf"]]  # a token pair, or a 2FA challenge
+    assert {frozenset(shape["required"]) for shape in shapes} == {
+        frozenset({"access_token", "token_type", "expires_in", "refresh_token"}),
+        frozenset({"mfa_required", "mfa_token", "methods"}),
+    }
     assert login["security"] == []
     assert "423" in login["responses"]
 

@@ -11,9 +11,11 @@ from starlette.routing import BaseRoute, Route
 
 from tenantkit.auth.accounts import Accounts
 from tenantkit.auth.keys import KeySet
+from tenantkit.auth.mfa import Challenge
 from tenantkit.auth.schemas import (
     AcceptInvitationIn,
     LoginIn,
+    LoginOut,
     PasswordChangeIn,
     PasswordResetConfirmIn,
     PasswordResetIn,
@@ -21,7 +23,8 @@ from tenantkit.auth.schemas import (
     RegisterIn,
     SwitchTenantIn,
 )
-from tenantkit.auth.sessions import Sessions, TokenPair
+from tenantkit.auth.sessions import Sessions
+from tenantkit.auth.tokens import TokenPair
 from tenantkit.background import Background
 from tenantkit.errors import InvalidTokenError, NotFoundError, PermissionDeniedError, TenantNotFoundError
 from tenantkit.http import parse_body, path_uuid
@@ -132,7 +135,8 @@ class AuthRoutes:
 
     # -- helpers ---------------------------------------------------------- #
 
-    def _pair_response(self, pair: TokenPair, status: int = 200) -> Response:
+    def pair_response(self, pair: TokenPair, status: int = 200) -> Response:
+        """``pair`` as JSON, with the rotated refresh token in its HttpOnly cookie."""
         response = JSONResponse(pair.as_dict(), status, headers=NO_STORE)
         response.set_cookie(
             COOKIE,
@@ -202,9 +206,9 @@ class AuthRoutes:
         )
 
     @describe(
-        summary="Sign in: an access token and a rotating refresh token",
+        summary="Sign in: an access token and a rotating refresh token (or a 2FA challenge)",
         body=LoginIn,
-        response=TokenPairOut,
+        response=LoginOut,
         responses={
             401: "Wrong email or password.",
             403: "Not a member of the named tenant.",
@@ -219,10 +223,12 @@ class AuthRoutes:
         await self._per_account(body.email, "login")
         tenant = request_tenant(request) if request.headers.get(self.settings.tenant_header) else None
         ip, agent = _client(request)
-        pair = await self.sessions.login(
+        outcome = await self.sessions.login(
             email=body.email, password=body.password, tenant=tenant, ip=ip, user_agent=agent
         )
-        return self._pair_response(pair)
+        if isinstance(outcome, Challenge):  # 2FA on: no tokens until the second factor
+            return JSONResponse(outcome.as_dict(), headers=NO_STORE)
+        return self.pair_response(outcome)
 
     @describe(
         summary="Rotate the refresh token (body or refresh_token cookie)",
@@ -246,22 +252,22 @@ class AuthRoutes:
         if not token:
             raise InvalidTokenError("Send the refresh token in the body or the refresh_token cookie.")
         pair = await self.sessions.refresh(token, ip=request.state.client_ip)
-        return self._pair_response(pair)
+        return self.pair_response(pair)
 
     @describe(summary="Sign out this session", status=204, tags=["auth"])
-    @requires_auth()
+    @requires_auth(enrolment=True)
     async def logout(self, request: Request) -> Response:
         await self.sessions.logout(request_principal(request))
         return self._clear_cookie(Response(status_code=204))
 
     @describe(summary="Sign out every session", status=204, tags=["auth"])
-    @requires_auth()
+    @requires_auth(enrolment=True)
     async def logout_all(self, request: Request) -> Response:
         await self.sessions.logout_all(request_principal(request).user_id)
         return self._clear_cookie(Response(status_code=204))
 
     @describe(summary="The caller in the current tenant", response=MeOut, tags=["auth"])
-    @requires_auth()
+    @requires_auth(enrolment=True)
     async def me(self, request: Request) -> Response:
         principal, tenant, role, permissions = await current_permissions(request)
         email = await self.accounts.email_of(principal.user_id)
@@ -324,7 +330,7 @@ class AuthRoutes:
         if tenant is None:
             raise TenantNotFoundError("Unknown tenant.")
         ip, agent = _client(request)
-        return self._pair_response(
+        return self.pair_response(
             await self.sessions.switch_tenant(principal, tenant, ip=ip, user_agent=agent)
         )
 

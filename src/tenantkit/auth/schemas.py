@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel
 
 from tenantkit.auth.passwords import MAX_PASSWORD_BYTES
 from tenantkit.normalize import Email
+from tenantkit.openapi.schemas import TokenPairOut
 
 __all__ = [
     "AcceptInvitationIn",
     "Email",
     "LoginIn",
+    "LoginOut",
+    "MfaChallengeOut",
+    "MfaCodeIn",
+    "MfaRecoveryIn",
+    "MfaVerifyIn",
     "NewPassword",
     "PasswordChangeIn",
+    "PasswordIn",
     "PasswordResetConfirmIn",
     "PasswordResetIn",
+    "RecoveryCodesOut",
     "RefreshIn",
     "RegisterIn",
     "SwitchTenantIn",
+    "TotpCodeIn",
+    "TotpDisableIn",
+    "TotpSetupOut",
 ]
 
 MIN_PASSWORD_LENGTH = 8
@@ -84,3 +95,61 @@ class PasswordResetIn(_Body):
 class PasswordResetConfirmIn(_Body):
     token: Token
     new_password: NewPassword
+
+
+TotpCode = Annotated[
+    str, Field(pattern=r"^[0-9]{6}$", description="The 6-digit code of the authenticator app.")
+]
+RecoveryCodeText = Annotated[str, Field(pattern=r"^ *[0-9A-Fa-f]{5}-?[0-9A-Fa-f]{5} *$")]
+
+
+class TotpCodeIn(_Body):
+    code: TotpCode
+
+
+class PasswordIn(_Body):
+    password: Password
+
+
+class TotpDisableIn(RootModel[TotpCodeIn | PasswordIn]):
+    """A current code, or the password."""
+
+
+class MfaCodeIn(_Body):
+    mfa_token: Token
+    code: TotpCode
+
+
+class MfaRecoveryIn(_Body):
+    mfa_token: Token
+    recovery_code: RecoveryCodeText
+
+
+class MfaVerifyIn(RootModel[MfaCodeIn | MfaRecoveryIn]):
+    """The challenge's ``mfa_token`` with a TOTP code, or with a recovery code."""
+
+
+class MfaChallengeOut(BaseModel):
+    """The password was right; a second factor is awaited (``POST /auth/2fa/verify``)."""
+
+    mfa_required: Literal[True]
+    mfa_token: str = Field(description="Single use; lives five minutes; spent by its fifth wrong code.")
+    methods: list[Literal["totp", "recovery_code"]]
+
+
+class LoginOut(RootModel[TokenPairOut | MfaChallengeOut]):
+    """A token pair, or a second-factor challenge when the user has 2FA on."""
+
+
+class TotpSetupOut(BaseModel):
+    """A new TOTP secret (RFC 6238, SHA-1, 6 digits, 30 s): show it once, then confirm a code."""
+
+    secret: str
+    otpauth_uri: str
+    qr_svg: str = Field(description="The otpauth URI as a QR code (SVG).")
+
+
+class RecoveryCodesOut(BaseModel):
+    """Ten single-use recovery codes, shown once."""
+
+    recovery_codes: list[str]

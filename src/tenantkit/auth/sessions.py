@@ -9,11 +9,9 @@ outside the grace window revokes the whole family.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -21,25 +19,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantkit.auth import refresh as rt
 from tenantkit.auth.lockout import Lockout
+from tenantkit.auth.mfa import Challenge, TwoFactor
 from tenantkit.auth.passwords import PasswordHasher
 from tenantkit.auth.revocation import RevocationList
-from tenantkit.auth.rotation import MINT, SPEND, as_utc
-from tenantkit.auth.tokens import AccessTokens
+from tenantkit.auth.rotation import Rotation, as_utc
+from tenantkit.auth.tokens import AccessTokens, TokenPair
 from tenantkit.context import Principal, TenantRef
-from tenantkit.db import fastpath
 from tenantkit.db.base import utcnow
 from tenantkit.db.engine import Database
 from tenantkit.db.models import AuthSession, Membership, RefreshToken, Tenant, User
 from tenantkit.errors import (
     AccountLockedError,
     AuthenticationError,
-    ExpiredTokenError,
-    InvalidTokenError,
     NotFoundError,
     PermissionDeniedError,
     TenantForbiddenError,
     TenantNotFoundError,
-    TokenReuseError,
 )
 from tenantkit.events import Events
 from tenantkit.observability.metrics import Metrics
@@ -52,25 +47,7 @@ logger = logging.getLogger("tenantkit.auth")
 GENERIC_LOGIN_FAILURE = "Invalid email or password."
 
 
-@dataclass(frozen=True, slots=True)
-class TokenPair:
-    """What a login, refresh or tenant switch returns."""
-
-    access_token: str
-    expires_in: int
-    refresh_token: str
-    session_id: uuid.UUID
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "access_token": self.access_token,
-            "token_type": "bearer",
-            "expires_in": self.expires_in,
-            "refresh_token": self.refresh_token,
-        }
-
-
-class Sessions:
+class Sessions(Rotation):
     """Sign-in and the life of a session. Methods raise :mod:`tenantkit.errors` exceptions.
 
     Args:
@@ -82,6 +59,7 @@ class Sessions:
         revocations: Makes an ended session's access tokens fail at once, everywhere.
         events: Hooks and audit rows.
         metrics: Login, lockout and reuse counters.
+        mfa: Second factors; sign-ins of enrolled users answer with a challenge.
     """
 
     def __init__(
@@ -95,6 +73,7 @@ class Sessions:
         revocations: RevocationList,
         events: Events,
         metrics: Metrics,
+        mfa: TwoFactor | None = None,
     ) -> None:
         self.settings = settings
         self.db = database
@@ -104,6 +83,7 @@ class Sessions:
         self.revocations = revocations
         self.events = events
         self.metrics = metrics
+        self.mfa = mfa
 
     # ------------------------------------------------------------------ #
     # Password checks shared with accounts (one lockout for every check)
@@ -146,32 +126,78 @@ class Sessions:
 
     async def login(
         self, *, email: str, password: str, tenant: TenantRef | None, ip: str | None, user_agent: str
-    ) -> TokenPair:
-        """Check credentials (with lockout) and start a session in a tenant."""
+    ) -> TokenPair | Challenge:
+        """Check credentials (with lockout) and start a session in a tenant.
+
+        When the user has a second factor, the answer is a :class:`Challenge`
+        instead: :meth:`complete_second_factor` finishes the sign-in.
+        """
         user = await self.check_password(email, password, ip=ip, reason="login")
-        async with self.db.session() as session, session.begin():
-            found = await session.get(User, user.id)
-            assert found is not None
-            user = found
-            if self.hasher.needs_rehash(user.password_hash):
-                user.password_hash = await self.hasher.hash(password)
-            membership = await self._pick_membership(session, user.id, tenant)
-            if membership is None:
-                await self.events.emit("on_login_failed", email=email, reason="not_member", ip=ip)
-                raise PermissionDeniedError("You are not a member of this tenant.")
-            target = await _load_tenant(session, membership.tenant_id)
-            if target.status != "active":
-                raise TenantForbiddenError("This tenant is suspended.")
-            membership.last_used_at = utcnow()
-            user.last_login_at = utcnow()
-            pair = await self._start_session(
-                session, user.id, membership.tenant_id, membership.role, ip, user_agent
+        if self.hasher.needs_rehash(user.password_hash):
+            await self._rehash(user.id, password)
+        if self.mfa is not None and await self.mfa.enrolled(user.id):
+            async with self.db.session() as session:
+                target, _ = await self._admit(session, user.id, email, tenant, ip)
+            return await self.mfa.begin(
+                {"user_id": str(user.id), "email": email, "tenant_id": str(target.id), "ip": ip}
             )
+        return await self._sign_in(user.id, email, tenant, ip, user_agent)
+
+    async def complete_second_factor(
+        self, token: str, *, code: str | None, recovery_code: str | None, ip: str | None, user_agent: str
+    ) -> TokenPair:
+        """Answer a sign-in :class:`Challenge` with a TOTP or recovery code; the session starts.
+
+        Raises:
+            AuthenticationError: unknown, expired or spent challenge, or a wrong or used code.
+        """
+        if self.mfa is None:
+            raise AuthenticationError("Unknown or expired sign-in challenge.")
+        data = await self.mfa.answer(token, code=code, recovery_code=recovery_code)
+        tenant = TenantRef(id=uuid.UUID(data["tenant_id"]), slug="")
+        return await self._sign_in(uuid.UUID(data["user_id"]), data["email"], tenant, ip, user_agent)
+
+    async def _rehash(self, user_id: uuid.UUID, password: str) -> None:
+        new_hash = await self.hasher.hash(password)
+        async with self.db.session() as session, session.begin():
+            await session.execute(
+                update(User)
+                .where(User.id == user_id)
+                .values(password_hash=new_hash)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def _admit(
+        self, session: AsyncSession, user_id: uuid.UUID, email: str, tenant: TenantRef | None, ip: str | None
+    ) -> tuple[Tenant, str]:
+        """The tenant a sign-in lands in and the role there (membership refreshed in ``session``), or 403."""
+        membership = await self._pick_membership(session, user_id, tenant)
+        if membership is None:
+            await self.events.emit("on_login_failed", email=email, reason="not_member", ip=ip)
+            raise PermissionDeniedError("You are not a member of this tenant.")
+        target = await _load_tenant(session, membership.tenant_id)
+        if target.status != "active":
+            raise TenantForbiddenError("This tenant is suspended.")
+        membership.last_used_at = utcnow()
+        return target, membership.role
+
+    async def _sign_in(
+        self, user_id: uuid.UUID, email: str, tenant: TenantRef | None, ip: str | None, user_agent: str
+    ) -> TokenPair:
+        async with self.db.session() as session, session.begin():
+            target, role = await self._admit(session, user_id, email, tenant, ip)
+            await session.execute(
+                update(User)
+                .where(User.id == user_id)
+                .values(last_login_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            pair = await self._start_session(session, user_id, target.id, role, ip, user_agent)
         self.metrics.logins.inc()
         await self.events.emit(
-            "on_login", user_id=str(user.id), tenant_id=str(target.id), session_id=str(pair.session_id), ip=ip
+            "on_login", user_id=str(user_id), tenant_id=str(target.id), session_id=str(pair.session_id), ip=ip
         )
-        self.events.audit("login.succeeded", tenant_id=target.id, actor_id=user.id, ip=ip)
+        self.events.audit("login.succeeded", tenant_id=target.id, actor_id=user_id, ip=ip)
         return pair
 
     async def switch_tenant(
@@ -250,121 +276,6 @@ class Sessions:
         )
         await session.flush()
         return TokenPair(access, expires_in, token, auth_session.id)
-
-    # ------------------------------------------------------------------ #
-    # Refresh rotation
-    # ------------------------------------------------------------------ #
-
-    async def refresh(self, token: str, *, ip: str | None) -> TokenPair:
-        """Rotate ``token``: spend it and return its successor (race-free).
-
-        Raises:
-            InvalidTokenError: unknown, expired, or its session ended.
-            TokenReuseError: a spent token outside the grace window; the session is revoked.
-        """
-        if not rt.looks_like_refresh_token(token):
-            raise InvalidTokenError("Invalid refresh token.")
-        digest = rt.digest(token)
-        now = utcnow()
-        successor = rt.new_refresh_token()
-        successor_id = uuid.uuid4()
-        async with fastpath.transaction(self.db) as run:
-            row = await run.fetchrow(
-                SPEND,
-                {
-                    "b_digest": digest,
-                    "b_now": now,
-                    "b_idle_since": now - timedelta(seconds=self.settings.session_idle_timeout),
-                    "b_successor_id": successor_id,
-                },
-            )
-            if row is not None:
-                session_id, user_id, tenant_id, session_expires, role_name = row
-                access, expires_in = self.tokens.issue(
-                    user_id=user_id,
-                    tenant_id=tenant_id,
-                    session_id=session_id,
-                    role=role_name,
-                    extra_claims=self._claims(user_id, tenant_id, role_name),
-                )
-                sealed = None
-                if self.settings.refresh_grace_seconds:
-                    pair = {"rt": successor, "at": access, "exp": now.timestamp() + expires_in}
-                    sealed = rt.seal(token, json.dumps(pair))
-                await run.execute(
-                    MINT,
-                    {
-                        "id": successor_id,
-                        "session_id": session_id,
-                        "digest": rt.digest(successor),
-                        "created_at": now,
-                        "expires_at": min(
-                            now + timedelta(seconds=self.settings.refresh_token_ttl), session_expires
-                        ),
-                        "sealed_pair": sealed,
-                    },
-                )
-                return TokenPair(access, expires_in, successor, session_id)
-        return await self._refresh_rejected(token, digest, now, ip)
-
-    async def _refresh_rejected(self, token: str, digest: bytes, now: datetime, ip: str | None) -> TokenPair:
-        """Classify a refresh that did not rotate: duplicate in grace, reuse, or an ended session."""
-        async with self.db.session() as session:
-            row = await session.scalar(select(RefreshToken).where(RefreshToken.digest == digest))
-            if row is None:
-                raise InvalidTokenError("Invalid refresh token.")
-            auth_session = await session.get(AuthSession, row.session_id)
-            successor = await session.get(RefreshToken, row.successor_id) if row.successor_id else None
-            tenant = await session.get(Tenant, auth_session.tenant_id) if auth_session else None
-        assert auth_session is not None
-        if auth_session.revoked_at is not None:
-            await self._reuse_detected(auth_session, "revoked", ip, revoke=False)
-            raise InvalidTokenError("The session has ended.")
-        if row.spent_at is None:
-            idle = timedelta(seconds=self.settings.session_idle_timeout)
-            if row.expires_at <= now or auth_session.expires_at <= now or row.created_at + idle <= now:
-                await self._reuse_detected(auth_session, "expired", ip, revoke=False)
-                raise ExpiredTokenError("The refresh token expired.")
-            if tenant is None or tenant.status != "active":
-                raise TenantForbiddenError("This tenant is suspended.")
-            raise InvalidTokenError("The session has ended.")
-        grace = self.settings.refresh_grace_seconds
-        sealed = successor.sealed_pair if successor is not None else None
-        if grace and sealed and (now - row.spent_at).total_seconds() <= grace:
-            opened = rt.open_box(token, sealed)
-            if opened is not None:
-                pair = json.loads(opened)
-                expires_in = int(pair["exp"] - now.timestamp())
-                if expires_in > 0:
-                    return TokenPair(pair["at"], expires_in, pair["rt"], auth_session.id)
-        await self._reuse_detected(auth_session, "spent", ip, revoke=True)
-        raise TokenReuseError("This refresh token was already used; the session has been revoked.")
-
-    async def _reuse_detected(
-        self, auth_session: AuthSession, classification: str, ip: str | None, *, revoke: bool
-    ) -> None:
-        if revoke:
-            await self.revoke([auth_session.id], reason="token_reuse", user_id=auth_session.user_id)
-            self.metrics.token_reuse.inc()
-            logger.warning(
-                "refresh token reuse detected; session revoked",
-                extra={"session_id": str(auth_session.id), "classification": classification},
-            )
-        await self.events.emit(
-            "on_token_reuse",
-            user_id=str(auth_session.user_id),
-            session_id=str(auth_session.id),
-            classification=classification,
-            ip=ip,
-        )
-        self.events.audit(
-            "token.reuse",
-            tenant_id=auth_session.tenant_id,
-            actor_id=auth_session.user_id,
-            ip=ip,
-            target=str(auth_session.id),
-            data={"classification": classification, "revoked": revoke},
-        )
 
     # ------------------------------------------------------------------ #
     # Ending sessions

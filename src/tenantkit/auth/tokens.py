@@ -19,6 +19,7 @@ import json
 import re
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
@@ -200,3 +201,21 @@ class AccessTokens:
             )
         except (ValueError, TypeError, AttributeError):
             raise InvalidTokenError("Invalid access token.") from None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    """What a login, refresh or tenant switch returns."""
+
+    access_token: str
+    expires_in: int
+    refresh_token: str
+    session_id: uuid.UUID
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "access_token": self.access_token,
+            "token_type": "bearer",
+            "expires_in": self.expires_in,
+            "refresh_token": self.refresh_token,
+        }

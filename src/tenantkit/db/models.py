@@ -16,7 +16,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tenantkit.db.base import Base, TenantOwned, TimestampMixin, new_id, utcnow
@@ -27,10 +27,12 @@ __all__ = [
     "Invitation",
     "Membership",
     "PasswordResetToken",
+    "RecoveryCode",
     "RefreshToken",
     "Role",
     "Tenant",
     "User",
+    "UserTOTP",
 ]
 
 
@@ -44,6 +46,7 @@ class Tenant(TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default="active")
     open_signup: Mapped[bool] = mapped_column(default=False)
+    require_mfa: Mapped[bool] = mapped_column(default=False)
 
 
 class User(TimestampMixin, Base):
@@ -134,6 +137,30 @@ class PasswordResetToken(Base):
     digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class UserTOTP(Base):
+    """A user's TOTP (RFC 6238) second factor: the secret, encrypted at rest."""
+
+    __tablename__ = "user_totp"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    secret: Mapped[bytes] = mapped_column(LargeBinary(256))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: The newest 30-second step a code was accepted for: older or equal ones are replays.
+    last_step: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RecoveryCode(Base):
+    """A single-use recovery code of a user's second factor (keyed digest only)."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32))
     used_at: Mapped[datetime | None] = mapped_column(default=None)
 
 

@@ -370,8 +370,10 @@ def openapi_document(
 
         body = schema_of(spec.body, "validation")
         if body is not None:
-            # parse_body reads a request without a body as ``{}``: optional when no field is required.
-            optional = not _resolve(schemas, body).get("required")
+            # parse_body reads a request without a body as ``{}``: optional when it is an object
+            # with no required field (a union of shapes, ``anyOf``, always needs a body).
+            resolved = _resolve(schemas, body)
+            optional = resolved.get("type") == "object" and not resolved.get("required")
             op["requestBody"] = {
                 "required": not optional,
                 "content": {"application/json": {"schema": body}},

@@ -7,6 +7,7 @@ authentication middleware publishes it; nothing reaches for the kit.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import pluggy
@@ -31,12 +32,25 @@ class Access:
         memberships: Reads the live role (so a role change counts on the next request).
         roles: Expands a role into permission codes.
         hook: The plugin hooks (``tenantkit_authorize`` decides resource policies).
+        enrolled: Whether a user has a second factor (for tenants that require one).
     """
 
-    def __init__(self, memberships: MembershipLookup, roles: RoleBook, hook: pluggy.HookRelay) -> None:
+    def __init__(
+        self,
+        memberships: MembershipLookup,
+        roles: RoleBook,
+        hook: pluggy.HookRelay,
+        *,
+        enrolled: Callable[[uuid.UUID], Awaitable[bool]] | None = None,
+    ) -> None:
         self.memberships = memberships
         self.roles = roles
         self.hook = hook
+        self._enrolled = enrolled
+
+    async def enrolled(self, user_id: uuid.UUID) -> bool:
+        """Whether ``user_id`` signs in with a second factor (``False`` when 2FA is not wired)."""
+        return self._enrolled is not None and await self._enrolled(user_id)
 
     async def grants(self, tenant_id: uuid.UUID, user_id: uuid.UUID) -> tuple[str, frozenset[str]] | None:
         """The live role and permissions of ``user_id`` in ``tenant_id``, or ``None`` for a non-member."""

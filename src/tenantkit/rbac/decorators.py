@@ -18,7 +18,12 @@ from typing import Any, ParamSpec, TypeVar
 from starlette.requests import HTTPConnection, Request
 
 from tenantkit.context import Principal, TenantRef
-from tenantkit.errors import AuthenticationError, PermissionDeniedError, TenantRequiredError
+from tenantkit.errors import (
+    AuthenticationError,
+    MfaEnrollmentRequiredError,
+    PermissionDeniedError,
+    TenantRequiredError,
+)
 from tenantkit.rbac.access import Access
 
 __all__ = [
@@ -100,10 +105,14 @@ def _guard(
 
         name = names[index]
 
+        enrolment = bool(marker.get("enrolment"))
+
         @functools.wraps(endpoint)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             conn = kwargs[name] if name in kwargs else args[index]
             assert isinstance(conn, HTTPConnection), "the decorated endpoint must receive the request"
+            if not enrolment:
+                await _second_factor_gate(conn)
             await check(conn)
             return await endpoint(*args, **kwargs)
 
@@ -114,13 +123,40 @@ def _guard(
     return decorator
 
 
-def requires_auth() -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
-    """Only an authenticated caller (401 otherwise)."""
+def requires_auth(
+    *, enrolment: bool = False
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """Only an authenticated caller (401 otherwise).
+
+    Args:
+        enrolment: Also open to a member who has no second factor yet in a
+            tenant that requires one (the profile, 2FA enrolment, sign-out);
+            every other guarded route answers them 403 ``mfa-enrollment-required``.
+    """
 
     async def check(conn: HTTPConnection) -> None:
         request_principal(conn)
 
-    return _guard(check, {"auth": True})
+    return _guard(check, {"auth": True, "enrolment": enrolment})
+
+
+async def _second_factor_gate(conn: HTTPConnection) -> None:
+    """403 ``mfa-enrollment-required`` when the tenant requires 2FA the caller has not enrolled.
+
+    Checked live on every request (not from the token), so a tenant turning the
+    requirement on reaches members whatever their token's age.
+    """
+    state = conn.scope.get("state", {})
+    tenant: TenantRef | None = state.get("tenant")
+    principal: Principal | None = state.get("principal")
+    if tenant is None or principal is None or not tenant.require_mfa:
+        return
+    if state.get("tenantkit_enrolled") is None:
+        state["tenantkit_enrolled"] = await _access(conn).enrolled(principal.user_id)
+    if not state["tenantkit_enrolled"]:
+        raise MfaEnrollmentRequiredError(
+            "This tenant requires two-factor sign-in: set it up at /auth/2fa/totp/setup."
+        )
 
 
 def requires_permissions(

@@ -21,6 +21,7 @@ FRAMEWORK_PERMISSIONS: dict[str, str] = {
     "roles.manage": "Create, change and delete the tenant's roles",
     "audit.read": "Read the tenant's audit log",
     "jobs.manage": "List and requeue the tenant's dead-lettered jobs",
+    "tenant.manage": "Rename the tenant and require two-factor sign-in of its members",
 }
 
 PLATFORM_PERMISSIONS: dict[str, str] = {

@@ -38,7 +38,13 @@ def _cache_key(identifier: str) -> str:
 
 def tenant_ref(tenant: Tenant) -> TenantRef:
     """The context value for a tenant row."""
-    return TenantRef(id=tenant.id, slug=tenant.slug, name=tenant.name, status=tenant.status)
+    return TenantRef(
+        id=tenant.id,
+        slug=tenant.slug,
+        name=tenant.name,
+        status=tenant.status,
+        require_mfa=bool(tenant.require_mfa),
+    )
 
 
 class TenantDirectory:

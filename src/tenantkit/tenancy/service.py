@@ -131,9 +131,11 @@ class TenancyService(InvitationRules):
     async def update_tenant(
         self, tenant_id: uuid.UUID, *, actor_id: uuid.UUID | None, **changes: Any
     ) -> Tenant:
-        """Change a tenant's ``status``, ``open_signup`` or ``name`` (404 when unknown)."""
+        """Change a tenant's ``status``, ``open_signup``, ``name`` or ``require_mfa`` (404 when unknown)."""
         allowed = {
-            k: v for k, v in changes.items() if k in ("status", "open_signup", "name") and v is not None
+            k: v
+            for k, v in changes.items()
+            if k in ("status", "open_signup", "name", "require_mfa") and v is not None
         }
         async with self.database.transaction() as uow:
             tenant = await uow.session.get(Tenant, tenant_id, with_for_update=True)
