@@ -1,0 +1,486 @@
+"""The real deployment: the example app on PostgreSQL + Redis over HTTP, against bare floors.
+
+Two uvicorn servers run as subprocesses on loopback, one worker each, same
+settings (:mod:`bench.real_servers`): the example app exactly as deployed
+(production settings, the row-level-security-bound ``tenantkit_app`` role,
+Redis stores, bcrypt cost 12) and a bare Starlette app with the floors. wrk
+(a second process, :mod:`bench.wrk`) drives them in interleaved rounds so
+machine noise lands on both sides alike. Measured side by side:
+
+- ``GET /auth/me`` against bare Starlette answering the same JSON;
+- ``GET /products?limit=20`` against bare Starlette + asyncpg running the same query;
+- refresh rotation (``POST /auth/refresh``) against a bare endpoint running the
+  rotation as one statement (spend + mint, tenantkit's validity checks);
+- RSS growth of the app server over a long authenticated run after warm-up
+  (200,000 requests alternating ``/auth/me`` and ``/products``);
+- ``GET /auth/me`` p50/p99 from one connection, idle and while N clients log
+  in back to back at bcrypt cost 12.
+
+Each run creates its own PostgreSQL database and Redis key prefix and removes
+both. Skipped (with a message) when PostgreSQL, Redis or wrk is missing. The
+last line printed carries the target ratios.
+
+    python -m bench.real [--quick]          # or: python -m bench real
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bench import wrk
+from bench.common import PG_ADMIN_URL, meets, quick, scaled, target_text, write_result
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS_URL = os.environ.get("TENANTKIT_BENCH_REDIS", "redis://127.0.0.1:6379/0")
+SECRET = "bench-real-" + "x" * 40
+PASSWORD = "bench-password-123"
+CONNECTIONS = 16
+#: (label, tenantkit path, bare path, wrk script, op, target)
+COMPARISONS = [
+    ("GET /auth/me", "bare Starlette", "/auth/me", "/me", "get", 0.70),
+    ("GET /products?limit=20", "bare Starlette + asyncpg", "/products?limit=20", "/products?limit=20", "get", 0.70),
+    ("refresh rotation", "raw rotation statement", "/auth/refresh", "/rotate", "rotate", 0.80),
+]
+STORM_TARGET_MS = 20.0
+RSS_TARGET_MB = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def reachable(url: str, default_port: int) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        return sock.connect_ex((parts.hostname or "127.0.0.1", parts.port or default_port)) == 0
+
+
+# --------------------------------------------------------------------------- #
+# Throwaway resources
+# --------------------------------------------------------------------------- #
+
+
+async def _admin(sql: str, *args: Any, database: str | None = None) -> Any:
+    import asyncpg
+
+    url = PG_ADMIN_URL if database is None else f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{database}"
+    connection = await asyncpg.connect(url, timeout=5)
+    try:
+        return await connection.fetch(sql, *args)
+    finally:
+        await connection.close()
+
+
+async def _migrate(name: str, data_dir: Path) -> None:
+    from inventory_app.app import create_kit
+    from tenantkit import Settings
+    from tenantkit.db.migrate import upgrade
+
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    settings = Settings.load(env="test", jwt_secret=SECRET, database_url=f"{base}/{name}", data_dir=data_dir)
+    kit = create_kit(settings, autoload_plugins=False)
+    try:
+        await upgrade(kit.database, kit.migration_locations)
+    finally:
+        await kit.database.dispose()
+
+
+@contextlib.contextmanager
+def throwaway(data_dir: Path) -> Iterator[tuple[str, str]]:
+    """A migrated PostgreSQL database and a Redis key prefix, both removed afterwards."""
+    import redis
+
+    name = f"tk_bench_real_{os.getpid()}"
+    prefix = f"tkbench:{uuid.uuid4().hex[:12]}:"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        asyncio.run(_migrate(name, data_dir))
+        yield name, prefix
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            keys = list(client.scan_iter(match=prefix + "*", count=1000))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
+
+
+class Server:
+    """One uvicorn subprocess of :mod:`bench.real_servers`."""
+
+    def __init__(self, kind: str, config: dict[str, Any], data_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config_file = data_dir / f"{kind}.json"
+        config_file.write_text(json.dumps(config))
+        paths = [str(ROOT), str(ROOT / "src"), str(ROOT / "examples"), os.environ.get("PYTHONPATH", "")]
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(p for p in paths if p),
+            "TENANTKIT_DISABLE_PLUGIN_AUTOLOAD": "1",
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.real_servers", kind, str(self.port), str(config_file)],
+            cwd=ROOT,
+            env=env,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the {kind} server exited with {self.process.returncode}")
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the {kind} server did not start in time")
+
+    def rss_mb(self) -> float:
+        """Resident set size of the server process, MB."""
+        for text in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if text.startswith("VmRSS:"):
+                return int(text.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+# --------------------------------------------------------------------------- #
+# Set-up through the public HTTP API
+# --------------------------------------------------------------------------- #
+
+
+def seed(app: Server, chains: int, products: int) -> dict[str, Any]:
+    """Register a brand owner, add products, log in once per rotation chain."""
+    import httpx
+
+    with httpx.Client(base_url=app.url, timeout=60) as client:
+        account = {"email": "owner@bench.example", "password": PASSWORD}
+        response = client.post("/auth/register", json={**account, "tenant_name": "Bench"})
+        assert response.status_code == 201, response.text
+        logins = []
+        for _ in range(chains + 1):
+            response = client.post("/auth/login", json=account)
+            assert response.status_code == 200, response.text
+            logins.append(response.json())
+        headers = {"Authorization": f"Bearer {logins[0]['access_token']}"}
+        for i in range(products):
+            body = {"sku": f"SKU-{i:04d}", "name": f"Product {i}", "price": "9.99", "stock": 10}
+            response = client.post("/products", json=body, headers=headers)
+            assert response.status_code == 201, response.text
+        me = client.get("/auth/me", headers=headers)
+        assert me.status_code == 200, me.text
+    return {
+        "account": account,
+        "token": logins[0]["access_token"],
+        "refresh": [login["refresh_token"] for login in logins[1:]],
+        "probe_refresh": logins[0]["refresh_token"],
+        "me": me.json(),
+    }
+
+
+async def bare_chains(database: str, refresh_token: str, chains: int) -> list[str]:
+    """Refresh tokens for the bare endpoint's chains, on the seeded (live) session."""
+    import hashlib
+    import secrets
+    from datetime import UTC, datetime, timedelta
+
+    digest = hashlib.sha256(refresh_token.encode()).digest()
+    rows = await _admin("SELECT session_id FROM refresh_tokens WHERE digest = $1", digest, database=database)
+    tokens = [secrets.token_urlsafe(32) for _ in range(chains)]
+    now = datetime.now(UTC)
+    for token in tokens:
+        await _admin(
+            "INSERT INTO refresh_tokens (id, session_id, digest, created_at, expires_at) "
+            "VALUES ($1, $2, $3, $4, $5)",
+            uuid.uuid4(),
+            rows[0]["session_id"],
+            hashlib.sha256(token.encode()).digest(),
+            now,
+            now + timedelta(days=7),
+            database=database,
+        )
+    return tokens
+
+
+# --------------------------------------------------------------------------- #
+# Measurements
+# --------------------------------------------------------------------------- #
+
+
+class Contender:
+    """One side of a comparison: a URL and how wrk drives it (rotation chains carried across rounds)."""
+
+    def __init__(self, url: str, script: str, token: str = "", chains: list[str] | None = None) -> None:
+        self.url, self.script, self.token, self.chains = url, script, token, list(chains or [])
+        self.rounds: list[wrk.WrkResult] = []
+
+    def drive(self, seconds: float, *, record: bool = True) -> wrk.WrkResult:
+        if self.script == "rotate":
+            env = {"TK_REFRESH": ",".join(self.chains), "TK_SECONDS": str(max(1, round(seconds)))}
+            n = len(self.chains)
+            result = wrk.run(self.url, "rotate", connections=n, threads=n, seconds=seconds + 30, env=env)
+            if len(result.tokens) == n:
+                self.chains = result.tokens
+        else:
+            result = wrk.run(self.url, "get", connections=CONNECTIONS, seconds=seconds, env={"TK_TOKEN": self.token})
+        if record:
+            self.rounds.append(result)
+        return result
+
+    def summary(self) -> dict[str, Any]:
+        def median(key: str) -> float:
+            return statistics.median(getattr(r, key) for r in self.rounds)
+
+        return {
+            "rps": round(median("rps"), 1),
+            "p50_ms": round(median("p50_ms"), 3),
+            "p99_ms": round(median("p99_ms"), 3),
+            "non2xx": sum(r.non2xx for r in self.rounds),
+            "socket_errors": sum(r.socket_errors for r in self.rounds),
+            "rounds": [r.as_dict() for r in self.rounds],
+        }
+
+
+def long_run(app: Server, token: str, warmup: int, requests: int) -> dict[str, Any]:
+    """RSS of the app server before and after ``requests`` authenticated requests (after ``warmup``)."""
+    env = {"TK_TOKEN": token, "TK_PATHS": "/auth/me,/products?limit=20"}
+    wrk.run(app.url, "get", connections=CONNECTIONS, seconds=3600, env={**env, "TK_REQUESTS": str(warmup)})
+    time.sleep(1)
+    before = app.rss_mb()
+    peak, stop = [before], threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.5):
+            peak.append(app.rss_mb())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result = wrk.run(app.url, "get", connections=CONNECTIONS, seconds=3600, env={**env, "TK_REQUESTS": str(requests)})
+    finally:
+        stop.set()
+        sampler.join()
+    time.sleep(1)
+    after = app.rss_mb()
+    return {
+        "warmup_requests": warmup,
+        "requests": result.requests,
+        "rss_before_mb": round(before, 1),
+        "rss_after_mb": round(after, 1),
+        "rss_peak_mb": round(max(peak), 1),
+        "rss_growth_mb": round(after - before, 1),
+        "load": result.as_dict(),
+    }
+
+
+def login_storm(app: Server, token: str, account: dict[str, str], seconds: float) -> dict[str, Any]:
+    """``GET /auth/me`` from one connection, idle, then while N clients log in back to back."""
+    clients = max(4, os.cpu_count() or 1)
+    probe_env = {"TK_TOKEN": token}
+    idle = wrk.run(app.url + "/auth/me", "get", connections=1, seconds=seconds, env=probe_env)
+    storm_env = {"TK_BODY": json.dumps(account)}
+    logins = wrk.start(app.url + "/auth/login", "post", connections=clients, seconds=seconds + 2, env=storm_env)
+    time.sleep(1)  # let the bcrypt pool fill
+    storm = wrk.run(app.url + "/auth/me", "get", connections=1, seconds=seconds, env=probe_env)
+    login = wrk.finish(logins)
+    return {
+        "bcrypt_rounds": 12,
+        "login_clients": clients,
+        "seconds": seconds,
+        "idle": idle.as_dict(),
+        "storm": storm.as_dict(),
+        "logins": login.as_dict(),
+    }
+
+
+# --------------------------------------------------------------------------- #
+# The run
+# --------------------------------------------------------------------------- #
+
+
+def measure() -> dict[str, Any]:
+    seconds = float(os.environ.get("TENANTKIT_BENCH_SECONDS", "0")) or scaled(10, 1)
+    rounds = scaled(3, 1)
+    chains = scaled(4, 2)
+    requests = int(os.environ.get("TENANTKIT_BENCH_REQUESTS", "0")) or scaled(200_000, 2_000)
+    data_dir = Path(tempfile.mkdtemp(prefix="tk-bench-real-"))
+    servers: list[Server] = []
+    with throwaway(data_dir) as (database, prefix):
+        base = PG_ADMIN_URL.rsplit("/", 1)[0]
+        host = base.rsplit("@", 1)[-1]
+        config: dict[str, Any] = {
+            "secret": SECRET,
+            "app_url": f"postgresql+asyncpg://tenantkit_app@{host}/{database}",
+            "bare_dsn": f"{base}/{database}",
+            "redis_url": REDIS_URL,
+            "redis_prefix": prefix,
+            "data_dir": str(data_dir),
+        }
+        try:
+            app = Server("app", config, data_dir)
+            servers.append(app)
+            seeded = seed(app, chains, products=25)
+            bare_tokens = asyncio.run(bare_chains(database, seeded["probe_refresh"], chains))
+            config.update(me=seeded["me"], tenant_id=seeded["me"]["tenant"]["id"])
+            bare = Server("bare", config, data_dir)
+            servers.append(bare)
+            pairs = []
+            for label, peer_label, app_path, bare_path, script, target in COMPARISONS:
+                mine = Contender(app.url + app_path, script, seeded["token"], seeded["refresh"])
+                theirs = Contender(bare.url + bare_path, script, chains=bare_tokens)
+                for contender in (mine, theirs):  # warm-up
+                    contender.drive(scaled(3, 1), record=False)
+                pairs.append((label, peer_label, target, mine, theirs))
+            for _ in range(rounds):
+                for *_, mine, theirs in pairs:
+                    mine.drive(seconds)
+                    theirs.drive(seconds)
+            comparisons = []
+            for label, peer_label, target, mine, theirs in pairs:
+                ours, peer = mine.summary(), theirs.summary()
+                ratio = ours["rps"] / peer["rps"] if peer["rps"] else float("nan")
+                comparisons.append(
+                    {"label": label, "peer_label": peer_label, "tenantkit": ours, "peer": peer,
+                     "ratio": round(ratio, 3), "op": ">=", "target": target}
+                )
+            rss = long_run(app, seeded["token"], scaled(20_000, 500), requests)
+            storm = login_storm(app, seeded["token"], seeded["account"], scaled(10, 2))
+        finally:
+            for server in reversed(servers):
+                server.stop()
+    return {
+        "backend": "postgresql+redis",
+        "server": {
+            "uvicorn_workers": 1,
+            "uvloop": importlib.util.find_spec("uvloop") is not None,
+            "httptools": importlib.util.find_spec("httptools") is not None,
+        },
+        "connections": CONNECTIONS,
+        "rounds": rounds,
+        "round_seconds": seconds,
+        "rotation_chains": chains,
+        "comparisons": comparisons,
+        "rss": rss,
+        "login_storm": storm,
+    }
+
+
+def headlines(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The five targets of the issue, each ``{label, ratio, op, target, unit}``."""
+    heads = [
+        {"label": f"{c['label']} / {c['peer_label']}", "ratio": c["ratio"], "op": c["op"],
+         "target": c["target"], "unit": "×"}
+        for c in results["comparisons"]
+    ]
+    heads.append({"label": "GET /auth/me p99 during login storm", "ratio": results["login_storm"]["storm"]["p99_ms"],
+                  "op": "<", "target": STORM_TARGET_MS, "unit": "ms"})
+    heads.append({"label": f"RSS growth over {results['rss']['requests']:,} requests",
+                  "ratio": results["rss"]["rss_growth_mb"], "op": "<", "target": RSS_TARGET_MB, "unit": "MB"})
+    return heads
+
+
+SHORT = ["/auth/me", "/products", "rotation", "storm p99", "RSS growth"]
+
+
+def targets_line(heads: list[dict[str, Any]]) -> str:
+    """One line: every target figure, with the target and whether it was met."""
+    parts = []
+    for short, head in zip(SHORT, heads, strict=True):
+        unit = head["unit"]
+        value = f"{head['ratio']:.2f}×" if unit == "×" else f"{head['ratio']:.1f} {unit}"
+        mark = "met" if meets(head["op"], head["ratio"], head["target"]) else "MISSED"
+        symbol = {"<=": "≤", ">=": "≥", "<": "<", ">": ">"}[head["op"]]
+        parts.append(f"{short} {value} ({symbol} {head['target']:g}{'×' if unit == '×' else ' ' + unit} {mark})")
+    tag = " [quick: rough]" if quick() else ""
+    return "targets (PostgreSQL + Redis)" + tag + ": " + " · ".join(parts)
+
+
+def show(results: dict[str, Any]) -> None:
+    server = results["server"]
+    print(
+        f"example app on PostgreSQL + Redis over HTTP: uvicorn 1 worker (uvloop {server['uvloop']}, "
+        f"httptools {server['httptools']}), wrk {results['connections']} connections "
+        f"(rotation: {results['rotation_chains']} chains), {results['rounds']} round(s) of "
+        f"{results['round_seconds']:g} s, medians"
+    )
+    for c in results["comparisons"]:
+        for name, side in (("tenantkit", c["tenantkit"]), (c["peer_label"], c["peer"])):
+            errors = f"   non-2xx {side['non2xx']}" if side["non2xx"] or side["socket_errors"] else ""
+            print(f"  {c['label']:<24} {name:<26} {side['rps']:9.1f}/s   p50 {side['p50_ms']:7.2f} ms"
+                  f"   p99 {side['p99_ms']:7.2f} ms{errors}")
+        print(f"  {'':<24} {'ratio':<26} {c['ratio']:9.2f}×   ({target_text(c['op'], c['target'])})")
+    rss = results["rss"]
+    print(f"  RSS of the app server: {rss['rss_before_mb']:.1f} MB after {rss['warmup_requests']:,} warm-up "
+          f"requests, {rss['rss_after_mb']:.1f} MB after {rss['requests']:,} more (peak {rss['rss_peak_mb']:.1f}), "
+          f"growth {rss['rss_growth_mb']:+.1f} MB (target < {RSS_TARGET_MB:g} MB); "
+          f"{rss['load']['rps']:.0f}/s, p99 {rss['load']['p99_ms']:.2f} ms")
+    storm = results["login_storm"]
+    print(f"  GET /auth/me from 1 connection: idle p50 {storm['idle']['p50_ms']:.2f} ms, p99 "
+          f"{storm['idle']['p99_ms']:.2f} ms; during {storm['login_clients']} clients logging in (bcrypt 12, "
+          f"{storm['logins']['rps']:.1f} logins/s): p50 {storm['storm']['p50_ms']:.2f} ms, "
+          f"p99 {storm['storm']['p99_ms']:.2f} ms (target < {STORM_TARGET_MS:g} ms)")
+
+
+def unavailable() -> str | None:
+    """Why the real benchmark cannot run here, or None."""
+    if not wrk.available():
+        return f"wrk not found ({wrk.WRK})"
+    if not reachable(PG_ADMIN_URL, 5432):
+        return f"PostgreSQL not reachable ({PG_ADMIN_URL})"
+    if not reachable(REDIS_URL, 6379):
+        return f"Redis not reachable ({REDIS_URL})"
+    return None
+
+
+def run() -> dict[str, Any] | None:
+    reason = unavailable()
+    if reason:
+        print(f"  skipped: {reason}")
+        print(f"targets (PostgreSQL + Redis): not measured ({reason})")
+        return None
+    results = measure()
+    heads = headlines(results)
+    results["headlines"] = heads
+    results["targets_line"] = targets_line(heads)
+    show(results)
+    series = [
+        {"label": f"{side} {c['label']}", "value": c[key]["rps"], "unit": "/s"}
+        for c in results["comparisons"]
+        for side, key in (("tenantkit", "tenantkit"), (c["peer_label"], "peer"))
+    ]
+    print(f"  -> {write_result('real', results, series=series, head=heads[0])}")
+    print(results["targets_line"])
+    return results
+
+
+if __name__ == "__main__":
+    run()
