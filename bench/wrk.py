@@ -8,14 +8,14 @@ from the script's ``done()``; :func:`run` parses it.
 Scripts (written to a temporary directory, parameters through the environment):
 
 - ``get``: a fixed request with an optional ``Authorization: Bearer`` header;
-  with ``TK_PATHS`` it cycles through several paths, and with ``TK_REQUESTS``
-  each thread stops after that many responses (a count-bounded run).
+  with ``TK_PATHS`` it cycles through several paths.
 - ``post``: a fixed POST with a JSON body (the login storm).
 - ``rotate``: refresh rotation. One connection per thread; each thread
   starts from its own refresh token, reads the successor from every response
-  and presents it next, and stops at a response boundary when its time is up
-  (so no rotation is left in flight), reporting its newest token so the next
-  round continues the chain.
+  and presents it next, and stops at a response boundary when ``TK_SECONDS``
+  are up (so no rotation is left in flight; wrk's own ``-d`` must be longer),
+  reporting its newest token so the next round continues the chain. Its rate
+  is timed in the script (``wrk`` itself always waits out ``-d``).
 """
 
 from __future__ import annotations
@@ -40,16 +40,21 @@ end
 function done(summary, latency, requests)
   local e = summary.errors
   local tokens = {}
+  local chain_rps = -1
   for _, t in ipairs(threads) do
     local token = t:get("token")
     if token then table.insert(tokens, '"' .. token .. '"') end
+    local rotated, started, finished = t:get("rotated"), t:get("started"), t:get("finished")
+    if rotated and started and finished and finished > started then
+      chain_rps = math.max(chain_rps, 0) + rotated / (finished - started)
+    end
   end
   io.write(string.format(
     'WRKJSON {"requests":%d,"duration_us":%d,"socket_errors":%d,"non2xx":%d,' ..
-    '"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,"mean_us":%.1f,"tokens":[%s]}\n',
+    '"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,"mean_us":%.1f,"chain_rps":%.3f,"tokens":[%s]}\n',
     summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
     latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
-    latency.mean, table.concat(tokens, ",")))
+    latency.mean, chain_rps, table.concat(tokens, ",")))
 end
 """
 
@@ -58,7 +63,6 @@ SCRIPTS = {
 local token = os.getenv("TK_TOKEN") or ""
 local paths = {}
 for p in string.gmatch(os.getenv("TK_PATHS") or "", "[^,]+") do table.insert(paths, p) end
-local limit = tonumber(os.getenv("TK_REQUESTS") or "0")
 wrk.method = "GET"
 if token ~= "" then wrk.headers["Authorization"] = "Bearer " .. token end
 if #paths > 0 then
@@ -68,13 +72,6 @@ if #paths > 0 then
     return wrk.format(nil, paths[i])
   end
 end
-if limit > 0 then
-  local seen = 0
-  function response(status, headers, body)
-    seen = seen + 1
-    if seen >= limit then wrk.thread:stop() end
-  end
-end
 """,
     "post": r"""
 wrk.method = "POST"
@@ -82,23 +79,33 @@ wrk.body = os.getenv("TK_BODY") or "{}"
 wrk.headers["Content-Type"] = "application/json"
 """,
     "rotate": r"""
+local ffi = require("ffi")
+ffi.cdef[[ typedef struct { long tv_sec; long tv_nsec; } tk_timespec;
+           int clock_gettime(int, tk_timespec *); ]]
+local ts = ffi.new("tk_timespec")
+local function now()
+  ffi.C.clock_gettime(1, ts)  -- CLOCK_MONOTONIC
+  return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
+end
 local initial = {}
 for t in string.gmatch(os.getenv("TK_REFRESH") or "", "[^,]+") do table.insert(initial, t) end
 function setup_thread(thread, n)
   thread:set("token", initial[n])
 end
-local deadline = nil
+local seconds = tonumber(os.getenv("TK_SECONDS") or "1")
+rotated = 0
 function request()
-  if not deadline then deadline = os.time() + tonumber(os.getenv("TK_SECONDS") or "1") end
+  if not started then started = now() end
   return wrk.format("POST", nil, {["Content-Type"] = "application/json"},
-    '{"refresh_token":"' .. token .. '"}')
+    '{"refresh_token":"' .. (token or "") .. '"}')
 end
 function response(status, headers, body)
   if status == 200 then
     local successor = string.match(body, '"refresh_token"%s*:%s*"([^"]+)"')
-    if successor then token = successor end
+    if successor then token = successor; rotated = rotated + 1 end
   end
-  if os.time() >= deadline then wrk.thread:stop() end
+  finished = now()
+  if finished - started >= seconds then wrk.thread:stop() end
 end
 """,
 }
@@ -117,10 +124,15 @@ class WrkResult:
     p99_ms: float
     max_ms: float
     tokens: list[str] = field(default_factory=list)
+    #: For rotation: successful rotations per second, summed over the chains
+    #: (each timed from its first request to its last response).
+    chain_rps: float | None = None
 
     @property
     def rps(self) -> float:
         """Successful (2xx/3xx) responses per second."""
+        if self.chain_rps is not None:
+            return self.chain_rps
         return max(0, self.requests - self.non2xx) / self.seconds if self.seconds else 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -184,6 +196,7 @@ def parse(output: str) -> WrkResult:
                 p99_ms=data["p99_us"] / 1000,
                 max_ms=data["max_us"] / 1000,
                 tokens=list(data["tokens"]),
+                chain_rps=data["chain_rps"] if data["chain_rps"] >= 0 else None,
             )
     raise RuntimeError(f"wrk printed no result:\n{output[-2000:]}")
 
