@@ -29,6 +29,11 @@ REDIS_URL = os.environ.get("TENANTKIT_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 SECRET = "bench-real-" + "x" * 40
 PASSWORD = "bench-password-123"
 
+# This checkout's code for the set-up done in this process (PYTHONPATH, if set, comes first).
+for _extra in (ROOT / "src", ROOT / "examples"):
+    if str(_extra) not in sys.path:
+        sys.path.append(str(_extra))
+
 
 def free_port() -> int:
     with socket.socket() as sock:
