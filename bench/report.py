@@ -4,6 +4,9 @@
 between ``<!-- bench:start -->`` and ``<!-- bench:end -->`` and writes
 ``docs/assets/benchmarks.svg`` (hand-written SVG: one panel per benchmark,
 the figures measured side by side in that run, tenantkit's bars coloured).
+Two tables: the real deployment (``bench/real.py``: the example app on
+PostgreSQL + Redis over HTTP, one row per target) first, then the embedded
+benchmarks (SQLite, in-memory stores, in process or over HTTP).
 
 A result names its figures in ``series`` and its target ratio in
 ``headline`` (see ``bench/common.py``). For a result without them the report
@@ -30,6 +33,7 @@ START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 #: Order and titles of the known benchmarks.
 TITLES = {
+    "real": "Example app on PostgreSQL + Redis over HTTP",
     "overhead": "Per-request overhead (in process)",
     "peers": "Peers: one authenticated GET",
     "scoping": "Tenant scoping per query",
@@ -155,16 +159,60 @@ def ordered(results: dict[str, dict[str, Any]], run: dict[str, Any]) -> list[str
     return names + sorted(n for n in results if n not in TITLES)
 
 
+def _side(side: dict[str, Any]) -> str:
+    return f"{number(side['rps'])}/s · p50 {number(side['p50_ms'])} ms · p99 {number(side['p99_ms'])} ms"
+
+
+def real_rows(data: dict[str, Any] | None, status: str) -> list[str]:
+    """The real deployment's table: one row per target."""
+    rows = [
+        "| Measured | tenantkit | Compared with | Figure | Target | Outcome |",
+        "|---|---|---|---|---|---|",
+    ]
+    if data is None:
+        reason = {"missing": "to be regenerated"}.get(status, f"{status} in the latest run")
+        return [*rows, f"| *{reason}* | | | | | |"]
+    heads = data.get("headlines") or []
+    for comparison, head in zip(data.get("comparisons", []), heads, strict=False):
+        target, outcome = verdict(head)
+        rows.append(
+            f"| {comparison['label']} | {_side(comparison['tenantkit'])} | "
+            f"{comparison['peer_label']}: {_side(comparison['peer'])} | "
+            f"{with_unit(head['ratio'], '×')} | {target} | {outcome} |"
+        )
+    storm, rss = data.get("login_storm"), data.get("rss")
+    if storm and len(heads) > 3:
+        target, outcome = verdict(heads[3])
+        rows.append(
+            f"| GET /auth/me from one connection while {storm['login_clients']} clients log in "
+            f"(bcrypt cost {storm['bcrypt_rounds']}, {number(storm['logins']['rps'])} logins/s) | "
+            f"p50 {number(storm['storm']['p50_ms'])} ms · p99 {number(storm['storm']['p99_ms'])} ms | "
+            f"idle: p50 {number(storm['idle']['p50_ms'])} ms · p99 {number(storm['idle']['p99_ms'])} ms | "
+            f"p99 {number(heads[3]['ratio'])} ms | {target} | {outcome} |"
+        )
+    if rss and len(heads) > 4:
+        target, outcome = verdict(heads[4])
+        rows.append(
+            f"| App server RSS over {rss['requests']:,} authenticated requests after "
+            f"{rss['warmup_requests']:,} warm-up | {number(rss['rss_before_mb'])} → "
+            f"{number(rss['rss_after_mb'])} MB (peak {number(rss['rss_peak_mb'])}) | "
+            f"{number(rss['load']['rps'])}/s | {rss['rss_growth_mb']:+.1f} MB | {target} | {outcome} |"
+        )
+    return rows
+
+
 def markdown(results: dict[str, dict[str, Any]], run: dict[str, Any]) -> str:
-    """The generated block: context line, table, chart."""
+    """The generated block: context line, the two tables, chart."""
     outcomes = run.get("benchmarks", {})
     rows = ["| Benchmark | Measured side by side | Headline | Target | Outcome |", "|---|---|---|---|---|"]
     for name in ordered(results, run):
+        if name == "real":
+            continue
         title = TITLES.get(name, name)
         data = results.get(name)
         if data is None:  # a run deletes a result before re-measuring it
             status = outcomes.get(name, {}).get("status", "missing")
-            reason = {"missing": "not present in this checkout"}.get(status, f"{status} in the latest run")
+            reason = {"missing": "to be regenerated"}.get(status, f"{status} in the latest run")
             rows.append(f"| {title} | *{reason}* | | | |")
             continue
         figures = " · ".join(
@@ -185,8 +233,89 @@ def markdown(results: dict[str, dict[str, Any]], run: dict[str, Any]) -> str:
     lines = ["", f"*{' · '.join(context)}.*", ""]
     if run.get("note"):
         lines += [f"!!! note\n    {run['note']}", ""]
-    lines += [*rows, "", "![Benchmark figures, one panel per benchmark](assets/benchmarks.svg)", ""]
+    real = results.get("real")
+    lines += ["### PostgreSQL + Redis: the example app over HTTP", ""]
+    if real:
+        server = real.get("server", {})
+        lines += [
+            f"*One uvicorn worker per server (uvloop: {'yes' if server.get('uvloop') else 'no'}, "
+            f"httptools: {'yes' if server.get('httptools') else 'no'}), wrk with "
+            f"{real.get('connections')} connections ({real.get('rotation_chains')} rotation chains), "
+            f"{real.get('rounds')} interleaved round(s) of {real.get('round_seconds'):g} s, medians.*",
+            "",
+        ]
+    lines += real_rows(real, outcomes.get("real", {}).get("status", "missing"))
+    if real and real.get("targets_line"):
+        lines += ["", f"`{real['targets_line']}`"]
+    lines += ["", "### Embedded default: SQLite and in-memory stores", "", *rows]
+    lines += ["", "![Benchmark figures, one panel per benchmark](assets/benchmarks.svg)", ""]
     return "\n".join(lines)
+
+
+def panels(
+    results: dict[str, dict[str, Any]], run: dict[str, Any]
+) -> list[tuple[str, list[dict[str, Any]], str]]:
+    """``(title, series, subtitle)`` per chart panel: the real deployment's first."""
+    found: list[tuple[str, list[dict[str, Any]], str]] = []
+    for name in ordered(results, run):
+        data = results.get(name)
+        if data is None:
+            continue
+        if name == "real":
+            found += real_panels(data)
+            continue
+        series = series_of(data, name)
+        if not series:
+            continue
+        head = headline_of(name, data)
+        found.append((TITLES.get(name, name), series, _subtitle(head)))
+    return found
+
+
+def _subtitle(head: dict[str, Any] | None) -> str:
+    if not head:
+        return ""
+    target, outcome = verdict(head)
+    text = f"{head['label']}: {with_unit(head['ratio'], head.get('unit', '×'))}"
+    if target not in ("—", "none"):
+        text += f" (target {target}: {outcome.strip('*')})"
+    return text
+
+
+def real_panels(data: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]], str]]:
+    heads = data.get("headlines") or []
+    found = []
+    for comparison, head in zip(data.get("comparisons", []), heads, strict=False):
+        series = [
+            {
+                "label": f"tenantkit {comparison['label']}",
+                "value": comparison["tenantkit"]["rps"],
+                "unit": "/s",
+            },
+            {"label": comparison["peer_label"], "value": comparison["peer"]["rps"], "unit": "/s"},
+        ]
+        found.append((f"PostgreSQL + Redis: {comparison['label']}", series, _subtitle(head)))
+    storm = data.get("login_storm")
+    if storm and len(heads) > 3:
+        series = [
+            {"label": f"tenantkit {label}", "value": storm[phase][key], "unit": "ms"}
+            for phase, key, label in (
+                ("idle", "p50_ms", "idle p50"),
+                ("idle", "p99_ms", "idle p99"),
+                ("storm", "p50_ms", "login storm p50"),
+                ("storm", "p99_ms", "login storm p99"),
+            )
+        ]
+        found.append(("PostgreSQL + Redis: GET /auth/me during a login storm", series, _subtitle(heads[3])))
+    rss = data.get("rss")
+    if rss and len(heads) > 4:
+        series = [
+            {"label": "tenantkit RSS after warm-up", "value": rss["rss_before_mb"], "unit": "MB"},
+            {"label": "tenantkit RSS peak", "value": rss["rss_peak_mb"], "unit": "MB"},
+            {"label": "tenantkit RSS at the end", "value": rss["rss_after_mb"], "unit": "MB"},
+        ]
+        found.append(("PostgreSQL + Redis: app server memory over the long run", series, _subtitle(heads[4])))
+    return found
 
 
 def svg(results: dict[str, dict[str, Any]], run: dict[str, Any]) -> str:
@@ -195,22 +324,9 @@ def svg(results: dict[str, dict[str, Any]], run: dict[str, Any]) -> str:
     bar_w = width - label_w - value_w - 2 * pad
     parts: list[str] = []
     y = pad
-    for name in ordered(results, run):
-        data = results.get(name)
-        if data is None:
-            continue
-        series = series_of(data, name)
-        if not series:
-            continue
-        head = headline_of(name, data)
-        target, outcome = verdict(head)
-        subtitle = ""
-        if head:
-            subtitle = f"{head['label']}: {with_unit(head['ratio'], head.get('unit', '×'))}"
-            if target not in ("—", "none"):
-                subtitle += f" (target {target}: {outcome.strip('*')})"
+    for title, series, subtitle in panels(results, run):
         parts.append(
-            f'<text x="{pad}" y="{y + 16}" class="title">{escape(TITLES.get(name, name))}</text>'
+            f'<text x="{pad}" y="{y + 16}" class="title">{escape(title)}</text>'
             f'<text x="{pad}" y="{y + 32}" class="sub">{escape(subtitle)}</text>'
         )
         y += head_h
@@ -259,8 +375,13 @@ def update_doc(block: str, doc: Path = DOC) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.splitlines()[0])
     parser.add_argument("--print", action="store_true", help="print the table instead of writing the docs")
+    parser.add_argument(
+        "--placeholder", action="store_true", help="every figure 'to be regenerated' (ignores bench/results/)"
+    )
     args = parser.parse_args(argv)
     results, run = load()
+    if args.placeholder:
+        results, run = {}, {"finished_at": "to be regenerated", "benchmarks": {n: {} for n in TITLES}}
     block = markdown(results, run)
     if args.print:
         print(block)
