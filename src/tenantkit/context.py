@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "ApiKeyRef",
     "Principal",
     "TenantRef",
     "current_client_ip",
@@ -42,6 +43,15 @@ class TenantRef:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiKeyRef:
+    """The API key a request authenticated with: it acts in its tenant with ``scopes``."""
+
+    id: uuid.UUID
+    name: str
+    scopes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Principal:
     """Who is calling: the verified claims of an access token.
 
@@ -51,6 +61,8 @@ class Principal:
         session_id: The session (refresh-token family) the token belongs to (``sid``).
         role: The role name at issue time; the live role is re-read per request.
         claims: Every claim of the token, including plugin-added ones.
+        api_key: Set when the credential is an API key (``user_id`` is then its creator,
+            whose permissions narrow the key's scopes at every request).
     """
 
     user_id: uuid.UUID
@@ -60,6 +72,7 @@ class Principal:
     token_id: str = ""
     expires_at: float = 0.0
     claims: dict[str, Any] = field(default_factory=dict, compare=False)
+    api_key: ApiKeyRef | None = None
 
 
 _tenant: ContextVar[TenantRef | None] = ContextVar("tenantkit_tenant", default=None)

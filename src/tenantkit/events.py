@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import pluggy
 
-from tenantkit.context import current_client_ip, current_request_id
+from tenantkit.context import current_client_ip, current_principal, current_request_id
 from tenantkit.plugins.manager import call_event
 
 __all__ = ["NIL_TENANT", "AuditSink", "Events"]
@@ -71,6 +71,9 @@ class Events:
 
         ``tenant_id=None`` writes to the platform's log (the nil tenant).
         """
+        principal = current_principal()
+        if principal is not None and principal.api_key is not None:  # name the key behind every action
+            data = {**(data or {}), "api_key_id": str(principal.api_key.id)}
         event = {
             "action": action,
             "tenant_id": str(tenant_id or NIL_TENANT),

@@ -16,6 +16,8 @@ from starlette.types import ASGIApp
 
 from tenantkit.audit import AuditLog, AuditRoutes
 from tenantkit.auth.accounts import Accounts
+from tenantkit.auth.apikey_routes import ApiKeyRoutes
+from tenantkit.auth.apikeys import ApiKeys
 from tenantkit.auth.identity import Authenticator
 from tenantkit.auth.keys import KeySet
 from tenantkit.auth.lockout import Lockout
@@ -142,7 +144,14 @@ class TenantKit:
             fail_closed=s.revocation_fail_closed,
         )
         self.lockout = Lockout(self.store, threshold=s.lockout_threshold, seconds=s.lockout_seconds)
-        self.authenticator = Authenticator(self.tokens, self.revocations)
+        self.api_keys = ApiKeys(
+            database=self.database,
+            store=self.store,
+            digest_key=self.keys.derive("api-keys"),
+            registry=self.permissions,
+            events=self.events,
+        )
+        self.authenticator = Authenticator(self.tokens, self.revocations, self.api_keys)
         sealing = (
             s.encryption_key.get_secret_value().encode() if s.encryption_key else self.keys.derive("sealing")
         )
@@ -290,6 +299,7 @@ class TenantKit:
                 self.mfa, self.sessions, self.accounts, pair_response=auth.pair_response, max_json_depth=depth
             ).routes(),
             *TenantRoutes(self.tenancy, max_json_depth=depth).routes(),
+            *ApiKeyRoutes(self.api_keys, max_json_depth=depth).routes(),
             *MemberRoutes(self.tenancy, max_json_depth=depth).routes(),
             *RoleRoutes(
                 self.roles, self.permissions, self.database, self.events, max_json_depth=depth
@@ -344,6 +354,7 @@ class TenantKit:
         await self.directory.start()
         await self.roles.start()
         await self.mfa.start()
+        await self.api_keys.start()
         await self.audit_log.start()
         await self.jobs.startup()
         ensure_bucket = getattr(self.storage, "ensure_bucket", None)
@@ -362,6 +373,7 @@ class TenantKit:
         await self.background.drain()
         await self.jobs.shutdown()
         await self.audit_log.stop()
+        await self.api_keys.stop()
         await self.mfa.stop()
         await self.roles.stop()
         await self.directory.stop()

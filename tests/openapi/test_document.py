@@ -182,8 +182,10 @@ async def test_auth_routes_have_bodies_and_responses(served: Any) -> None:
 
     me = document["paths"]["/auth/me"]["get"]
     assert me["security"] == [{"bearerAuth": []}]
-    me_schema = resolve(document, me["responses"]["200"]["content"]["application/json"]["schema"])
-    assert {"id", "email", "tenant", "role", "permissions"} <= set(me_schema["properties"])
+    whoami = resolve(document, me["responses"]["200"]["content"]["application/json"]["schema"])
+    user_shape, key_shape = (resolve(document, option) for option in whoami["anyOf"])  # a user, or an API key
+    assert {"id", "email", "tenant", "role", "permissions"} <= set(user_shape["properties"])
+    assert {"api_key", "tenant", "permissions"} == set(key_shape["properties"])
     assert "x-permissions" not in me
     assert "204" in document["paths"]["/auth/logout"]["post"]["responses"]
     assert "content" not in document["paths"]["/auth/logout"]["post"]["responses"]["204"]

@@ -1,12 +1,13 @@
 """The request's identity: turn the credential a request carries into a :class:`Principal`.
 
-One place decides who is calling. Today the credential is a bearer access
-token (signature, claims and the session's revocation); API keys and
-impersonation tokens plug in here as further credential kinds.
+One place decides who is calling: a bearer access token (signature, claims
+and the session's revocation), or an API key (``Authorization: Bearer tk_...``
+or ``X-API-Key: tk_...``).
 """
 
 from __future__ import annotations
 
+from tenantkit.auth.apikeys import API_KEY_PREFIX, ApiKeys
 from tenantkit.auth.revocation import RevocationList
 from tenantkit.auth.tokens import AccessTokens
 from tenantkit.context import Principal
@@ -30,11 +31,15 @@ class Authenticator:
     Args:
         tokens: Verifies access tokens (with a bounded cache of tokens already seen).
         revocations: Says whether a token's session has ended.
+        api_keys: Verifies API keys (``None``: keys are not accepted).
     """
 
-    def __init__(self, tokens: AccessTokens, revocations: RevocationList) -> None:
+    def __init__(
+        self, tokens: AccessTokens, revocations: RevocationList, api_keys: ApiKeys | None = None
+    ) -> None:
         self.tokens = tokens
         self.revocations = revocations
+        self.api_keys = api_keys
 
     async def authenticate(self, authorization: str) -> Principal:
         """The principal behind an ``Authorization`` header value.
@@ -44,8 +49,16 @@ class Authenticator:
             ServiceUnavailableError: revocation cannot be checked and the settings fail closed (503).
         """
         token = bearer_token(authorization)
+        if token.startswith(API_KEY_PREFIX):
+            return await self.authenticate_api_key(token)
         principal = self.tokens.verify(token)
         if await self.revocations.is_revoked(principal.claims.get("sid") or principal.session_id):
             self.tokens.forget(token)
             raise InvalidTokenError("The session has ended.")
         return principal
+
+    async def authenticate_api_key(self, key: str) -> Principal:
+        """The principal of an API key (``X-API-Key`` or a ``tk_`` bearer), or 401."""
+        if self.api_keys is None:
+            raise InvalidTokenError("API keys are not accepted here.")
+        return await self.api_keys.authenticate(key)

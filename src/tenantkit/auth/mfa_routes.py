@@ -77,7 +77,7 @@ class TwoFactorRoutes:
         responses={409: "Two-factor sign-in is already on."},
         tags=["auth"],
     )
-    @requires_auth(enrolment=True)
+    @requires_auth(enrolment=True, session=True)
     async def setup(self, request: Request) -> Response:
         principal = request_principal(request)
         email = await self.accounts.email_of(principal.user_id) or ""
@@ -90,7 +90,7 @@ class TwoFactorRoutes:
         responses={400: "Wrong code, or no enrolment started."},
         tags=["auth"],
     )
-    @requires_auth(enrolment=True)
+    @requires_auth(enrolment=True, session=True)
     async def confirm(self, request: Request) -> Response:
         body = await parse_body(request, TotpCodeIn, max_depth=self.depth)
         codes = await self.mfa.confirm(request_principal(request).user_id, body.code)
@@ -103,7 +103,7 @@ class TwoFactorRoutes:
         responses={401: "Wrong code or password.", 404: "Two-factor sign-in is not on.", 423: "Locked."},
         tags=["auth"],
     )
-    @requires_auth(enrolment=True)
+    @requires_auth(enrolment=True, session=True)
     async def disable(self, request: Request) -> Response:
         proof = (await parse_body(request, TotpDisableIn, max_depth=self.depth)).root
         principal = request_principal(request)

@@ -51,14 +51,19 @@ class AuthenticationMiddleware:
         state = scope.setdefault("state", {})
         state["principal"] = None
         state["access"] = self.access
-        authorization = None
+        authorization = api_key = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
-                break
-        if authorization is not None:
+            elif name == b"x-api-key":
+                api_key = value.decode("latin-1")
+        if authorization is not None or api_key is not None:
             try:
-                principal = await self.authenticator.authenticate(authorization)
+                if authorization is not None:
+                    principal = await self.authenticator.authenticate(authorization)
+                else:
+                    assert api_key is not None
+                    principal = await self.authenticator.authenticate_api_key(api_key.strip(" \t"))
             except ProblemError as error:
                 if scope["path"] in self.optional_paths and error.status == 401:
                     await self.app(scope, receive, send)

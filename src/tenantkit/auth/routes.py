@@ -22,6 +22,7 @@ from tenantkit.auth.schemas import (
     RefreshIn,
     RegisterIn,
     SwitchTenantIn,
+    WhoAmIOut,
 )
 from tenantkit.auth.sessions import Sessions
 from tenantkit.auth.tokens import TokenPair
@@ -33,7 +34,6 @@ from tenantkit.openapi.schemas import (
     AcceptedOut,
     JWKSOut,
     MembershipOut,
-    MeOut,
     RegisterOut,
     SessionPage,
     TokenPairOut,
@@ -255,21 +255,33 @@ class AuthRoutes:
         return self.pair_response(pair)
 
     @describe(summary="Sign out this session", status=204, tags=["auth"])
-    @requires_auth(enrolment=True)
+    @requires_auth(enrolment=True, session=True)
     async def logout(self, request: Request) -> Response:
         await self.sessions.logout(request_principal(request))
         return self._clear_cookie(Response(status_code=204))
 
     @describe(summary="Sign out every session", status=204, tags=["auth"])
-    @requires_auth(enrolment=True)
+    @requires_auth(enrolment=True, session=True)
     async def logout_all(self, request: Request) -> Response:
         await self.sessions.logout_all(request_principal(request).user_id)
         return self._clear_cookie(Response(status_code=204))
 
-    @describe(summary="The caller in the current tenant", response=MeOut, tags=["auth"])
+    @describe(
+        summary="The caller (a user, or an API key) in the current tenant", response=WhoAmIOut, tags=["auth"]
+    )
     @requires_auth(enrolment=True)
     async def me(self, request: Request) -> Response:
         principal, tenant, role, permissions = await current_permissions(request)
+        if principal.api_key is not None:
+            key = principal.api_key
+            return JSONResponse(
+                {
+                    "api_key": {"id": str(key.id), "name": key.name},
+                    "tenant": _tenant_json(tenant),
+                    "permissions": sorted(permissions),
+                },
+                headers=NO_STORE,
+            )
         email = await self.accounts.email_of(principal.user_id)
         return JSONResponse(
             {
@@ -283,7 +295,7 @@ class AuthRoutes:
         )
 
     @describe(summary="The caller's sessions (devices)", response=SessionPage, tags=["auth"])
-    @requires_auth()
+    @requires_auth(session=True)
     async def list_sessions(self, request: Request) -> Response:
         principal = request_principal(request)
         rows = await self.sessions.list(principal.user_id)
@@ -307,7 +319,7 @@ class AuthRoutes:
         responses={404: "Not one of the caller's sessions."},
         tags=["auth"],
     )
-    @requires_auth()
+    @requires_auth(session=True)
     async def revoke_session(self, request: Request) -> Response:
         principal = request_principal(request)
         session_id = path_uuid(request, "session_id", missing="No such session.")
@@ -322,7 +334,7 @@ class AuthRoutes:
         responses={403: "Not a member of that tenant.", 404: "Unknown tenant."},
         tags=["auth"],
     )
-    @requires_auth()
+    @requires_auth(session=True)
     async def switch_tenant(self, request: Request) -> Response:
         principal = request_principal(request)
         body = await parse_body(request, SwitchTenantIn, max_depth=self.depth)
@@ -345,7 +357,7 @@ class AuthRoutes:
         },
         tags=["auth"],
     )
-    @requires_auth()
+    @requires_auth(session=True)
     async def accept_invitation(self, request: Request) -> Response:
         principal = request_principal(request)
         body = await parse_body(request, AcceptInvitationIn, max_depth=self.depth)
@@ -361,7 +373,7 @@ class AuthRoutes:
         responses={401: "Wrong current password.", 423: "Locked after repeated failures."},
         tags=["auth"],
     )
-    @requires_auth()
+    @requires_auth(session=True)
     async def change_password(self, request: Request) -> Response:
         body = await parse_body(request, PasswordChangeIn, max_depth=self.depth)
         await self.accounts.change_password(

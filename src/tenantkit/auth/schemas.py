@@ -7,11 +7,18 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel
 
 from tenantkit.auth.passwords import MAX_PASSWORD_BYTES
+from tenantkit.http import RequestModel, SafeText
 from tenantkit.normalize import Email
-from tenantkit.openapi.schemas import TokenPairOut
+from tenantkit.openapi.schemas import MeOut, TenantSummary, TokenPairOut
+from tenantkit.rbac.registry import PERMISSION_PATTERN
 
 __all__ = [
     "AcceptInvitationIn",
+    "ApiKeyCreatedOut",
+    "ApiKeyIn",
+    "ApiKeyMeOut",
+    "ApiKeyOut",
+    "ApiKeyPage",
     "Email",
     "LoginIn",
     "LoginOut",
@@ -31,6 +38,7 @@ __all__ = [
     "TotpCodeIn",
     "TotpDisableIn",
     "TotpSetupOut",
+    "WhoAmIOut",
 ]
 
 MIN_PASSWORD_LENGTH = 8
@@ -153,3 +161,51 @@ class RecoveryCodesOut(BaseModel):
     """Ten single-use recovery codes, shown once."""
 
     recovery_codes: list[str]
+
+
+class ApiKeySummary(BaseModel):
+    id: str = Field(json_schema_extra={"format": "uuid"})
+    name: str
+
+
+class ApiKeyMeOut(BaseModel):
+    """``GET /auth/me`` with an API key: the key, its tenant and what it may do now."""
+
+    api_key: ApiKeySummary
+    tenant: TenantSummary
+    permissions: list[str]
+
+
+class WhoAmIOut(RootModel[MeOut | ApiKeyMeOut]):
+    """The signed-in user, or the API key, in the current tenant."""
+
+
+class ApiKeyIn(RequestModel):
+    name: Annotated[SafeText, Field(min_length=1, max_length=200)]
+    scopes: Annotated[
+        list[Annotated[str, Field(pattern=PERMISSION_PATTERN)]], Field(min_length=1, max_length=100)
+    ]
+    expires_in_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+
+
+class ApiKeyOut(BaseModel):
+    """An API key (never its secret)."""
+
+    id: str = Field(json_schema_extra={"format": "uuid"})
+    name: str
+    prefix: str = Field(description="``tk_<public id>``: how the key starts.")
+    scopes: list[str]
+    created_at: str
+    expires_at: str | None
+    last_used_at: str | None = Field(None, description="Written in batches: up to a minute behind.")
+
+
+class ApiKeyCreatedOut(ApiKeyOut):
+    """A new key: ``key`` is shown this once."""
+
+    key: str
+
+
+class ApiKeyPage(BaseModel):
+    items: list[ApiKeyOut]
+    next_cursor: str | None = None

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from tenantkit.db.base import Base, TenantOwned, TimestampMixin, new_id, utcnow
 
 __all__ = [
+    "ApiKey",
     "AuditEvent",
     "AuthSession",
     "Invitation",
@@ -183,6 +184,28 @@ class Invitation(TenantOwned, Base):
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
     __table_args__ = (UniqueConstraint("tenant_id", "digest"),)
+
+
+class ApiKey(TenantOwned, Base):
+    """A tenant's API key (service account): ``tk_<public_id>_<secret>``, stored as a keyed digest."""
+
+    __tablename__ = "api_keys"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    public_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    created_by: Mapped[uuid.UUID] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (UniqueConstraint("tenant_id", "public_id"), Index("ix_api_keys_public_id", "public_id"))
 
 
 class AuditEvent(TenantOwned, Base):

@@ -52,12 +52,21 @@ class Access:
         """Whether ``user_id`` signs in with a second factor (``False`` when 2FA is not wired)."""
         return self._enrolled is not None and await self._enrolled(user_id)
 
-    async def grants(self, tenant_id: uuid.UUID, user_id: uuid.UUID) -> tuple[str, frozenset[str]] | None:
-        """The live role and permissions of ``user_id`` in ``tenant_id``, or ``None`` for a non-member."""
+    async def grants(
+        self, tenant_id: uuid.UUID, user_id: uuid.UUID, *, scopes: tuple[str, ...] | None = None
+    ) -> tuple[str, frozenset[str]] | None:
+        """The live role and permissions of ``user_id`` in ``tenant_id``, or ``None`` for a non-member.
+
+        ``scopes`` (an API key's) narrow the permissions to those the patterns
+        name, within what the user holds at this moment.
+        """
         role = await self.memberships.role_of(tenant_id, user_id)
         if role is None:
             return None
-        return role, await self.roles.permissions(tenant_id, role)
+        permissions = await self.roles.permissions(tenant_id, role)
+        if scopes is not None:
+            permissions = self.roles.registry.expand(scopes) & permissions
+        return role, permissions
 
     def policy(self, principal: Principal, permission: str, resource: Any) -> bool | None:
         """What the plugins' ``tenantkit_authorize`` say (``None``: no opinion, the role decides)."""

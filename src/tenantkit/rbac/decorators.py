@@ -79,8 +79,11 @@ async def current_permissions(conn: HTTPConnection) -> tuple[Principal, TenantRe
     principal = request_principal(conn)
     tenant = request_tenant(conn)
     claims = principal.claims
+    key = principal.api_key
     granted = await _access(conn).grants(
-        claims.get("tid") or tenant.id, claims.get("sub") or principal.user_id
+        claims.get("tid") or tenant.id,
+        claims.get("sub") or principal.user_id,
+        scopes=key.scopes if key is not None else None,
     )
     if granted is None:
         raise PermissionDeniedError("You are not a member of this tenant.")
@@ -106,11 +109,14 @@ def _guard(
         name = names[index]
 
         enrolment = bool(marker.get("enrolment"))
+        session_only = bool(marker.get("session"))
 
         @functools.wraps(endpoint)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             conn = kwargs[name] if name in kwargs else args[index]
             assert isinstance(conn, HTTPConnection), "the decorated endpoint must receive the request"
+            if session_only:
+                _refuse_api_keys(conn)
             if not enrolment:
                 await _second_factor_gate(conn)
             await check(conn)
@@ -124,7 +130,7 @@ def _guard(
 
 
 def requires_auth(
-    *, enrolment: bool = False
+    *, enrolment: bool = False, session: bool = False
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
     """Only an authenticated caller (401 otherwise).
 
@@ -132,12 +138,20 @@ def requires_auth(
         enrolment: Also open to a member who has no second factor yet in a
             tenant that requires one (the profile, 2FA enrolment, sign-out);
             every other guarded route answers them 403 ``mfa-enrollment-required``.
+        session: Only for a signed-in user's own session (sign-out, password,
+            devices, 2FA...): an API key gets 403.
     """
 
     async def check(conn: HTTPConnection) -> None:
         request_principal(conn)
 
-    return _guard(check, {"auth": True, "enrolment": enrolment})
+    return _guard(check, {"auth": True, "enrolment": enrolment, "session": session})
+
+
+def _refuse_api_keys(conn: HTTPConnection) -> None:
+    principal: Principal | None = conn.scope.get("state", {}).get("principal")
+    if principal is not None and principal.api_key is not None:
+        raise PermissionDeniedError("API keys cannot use this route: it belongs to a user's session.")
 
 
 async def _second_factor_gate(conn: HTTPConnection) -> None:
@@ -160,11 +174,12 @@ async def _second_factor_gate(conn: HTTPConnection) -> None:
 
 
 def requires_permissions(
-    *codes: str, any_of: bool = False
+    *codes: str, any_of: bool = False, session: bool = False
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
     """Require permissions in the current tenant (all of them, or ``any_of=True``).
 
-    A code no registry knows makes the kit refuse to start.
+    A code no registry knows makes the kit refuse to start. ``session=True``
+    refuses API keys (a signed-in user only).
     """
     if not codes:
         raise ValueError("name at least one permission")
@@ -177,7 +192,7 @@ def requires_permissions(
         if not ok:
             raise PermissionDeniedError("You do not have permission to do this.")
 
-    return _guard(check, {"auth": True, "permissions": sorted(codes), "any_of": any_of})
+    return _guard(check, {"auth": True, "permissions": sorted(codes), "any_of": any_of, "session": session})
 
 
 def requires_roles(*roles: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:

@@ -8,10 +8,12 @@ from collections.abc import Iterable
 
 from tenantkit.errors import ConfigurationError
 
-__all__ = ["FRAMEWORK_PERMISSIONS", "PLATFORM_PERMISSIONS", "PermissionRegistry"]
+__all__ = ["FRAMEWORK_PERMISSIONS", "PERMISSION_PATTERN", "PLATFORM_PERMISSIONS", "PermissionRegistry"]
 
 _CODE = re.compile(r"^[a-z][a-z0-9_-]*\.[a-z][a-z0-9_-]*$")
-_PATTERN = re.compile(r"^(\*|[a-z][a-z0-9_-]*\.(\*|[a-z][a-z0-9_-]*))$")
+#: A permission pattern: ``products.read``, ``products.*`` or ``*``.
+PERMISSION_PATTERN = r"^(\*|[a-z][a-z0-9_-]*\.(\*|[a-z][a-z0-9_-]*))$"
+_PATTERN = re.compile(PERMISSION_PATTERN)
 
 FRAMEWORK_PERMISSIONS: dict[str, str] = {
     "users.read": "List the members of the tenant",
@@ -22,6 +24,7 @@ FRAMEWORK_PERMISSIONS: dict[str, str] = {
     "audit.read": "Read the tenant's audit log",
     "jobs.manage": "List and requeue the tenant's dead-lettered jobs",
     "tenant.manage": "Rename the tenant and require two-factor sign-in of its members",
+    "api_keys.manage": "Create, list and revoke the tenant's API keys",
 }
 
 PLATFORM_PERMISSIONS: dict[str, str] = {
