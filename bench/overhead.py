@@ -148,7 +148,12 @@ def run() -> dict[str, float]:
         note=target_text("<=", 1.5),
     )
     line("tenantkit, requires_auth only", results["tenantkit_requires_auth_us"], "µs")
-    line("tenantkit, GET /auth/me", results["tenantkit_auth_me_us"], "µs", ratio=results["tenantkit_auth_me_us"] / bare)
+    line(
+        "tenantkit, GET /auth/me",
+        results["tenantkit_auth_me_us"],
+        "µs",
+        ratio=results["tenantkit_auth_me_us"] / bare,
+    )
     line("  -> permission check (difference)", results["permission_check_us"], "µs")
     line(
         "tenantkit, token cache off",
