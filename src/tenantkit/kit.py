@@ -182,6 +182,7 @@ class TenantKit:
             rate_limiter=self.rate_limiter,
             events=self.events,
             send_mail=self.outbox,
+            store=self.store,
         )
 
         from tenantkit.files import FileService, create_storage
@@ -317,6 +318,7 @@ class TenantKit:
         await self.revocations.start()
         await self.directory.start()
         await self.roles.start()
+        await self.accounts.start()
         await self.audit_log.start()
         await self.jobs.startup()
         ensure_bucket = getattr(self.storage, "ensure_bucket", None)
@@ -335,6 +337,7 @@ class TenantKit:
         await self.background.drain()
         await self.jobs.shutdown()
         await self.audit_log.stop()
+        await self.accounts.stop()
         await self.roles.stop()
         await self.directory.stop()
         await self.revocations.stop()
