@@ -269,7 +269,6 @@ class IdentityMiddleware:
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
-        extra: tuple[tuple[bytes, bytes], ...] = ()
         try:
             await self.authentication(scope, state)
             if kind == "http" and self.rate_limits is not None:
@@ -277,6 +276,12 @@ class IdentityMiddleware:
                 if refusal is not None:
                     await refusal(scope, receive, send)
                     return
+                if extra:  # on every answer from here on, tenant refusals included
+                    late = state.get(RESPONSE_HEADERS)
+                    if late is not None:
+                        late.extend(extra)
+                    else:  # used without the edge pass: add them here
+                        send = _adding(send, extra)
             error = await self.tenants(scope, state)
             if error is not None:
                 raise error
@@ -286,12 +291,6 @@ class IdentityMiddleware:
             else:
                 await send({"type": "websocket.close", "code": 1008})
             return
-        if extra:
-            late = state.get(RESPONSE_HEADERS)
-            if late is not None:
-                late.extend(extra)
-            else:  # used without the edge pass: add them here
-                send = _adding(send, extra)
         await self.app(scope, receive, send)
 
 
