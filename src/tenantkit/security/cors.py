@@ -75,7 +75,11 @@ class CORSPolicy:
     headers of a simple response, exactly as the middleware does.
 
     Args:
-        allow_origins, allow_headers, allow_methods, expose_headers, max_age: As :class:`CORSMiddleware`.
+        allow_origins: As :class:`CORSMiddleware`.
+        allow_headers: As :class:`CORSMiddleware`.
+        allow_methods: As :class:`CORSMiddleware`.
+        expose_headers: As :class:`CORSMiddleware`.
+        max_age: As :class:`CORSMiddleware`.
     """
 
     def __init__(

@@ -86,7 +86,11 @@ class SecurityHeadersMiddleware:
 
     Args:
         app: The next ASGI app.
-        hsts, csp, referrer_policy, no_store_prefixes, extra: As :class:`SecurityHeaders`.
+        hsts: As :class:`SecurityHeaders`.
+        csp: As :class:`SecurityHeaders`.
+        referrer_policy: As :class:`SecurityHeaders`.
+        no_store_prefixes: As :class:`SecurityHeaders`.
+        extra: As :class:`SecurityHeaders`.
     """
 
     def __init__(
