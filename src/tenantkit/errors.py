@@ -36,6 +36,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+import orjson
 from starlette.responses import Response
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -263,5 +264,8 @@ def problem_response(
         body["instance"] = instance
     for key, value in extensions.items():
         body.setdefault(key, value)
-    content = json.dumps(body, separators=(",", ":"), default=str).encode()
+    try:
+        content = orjson.dumps(body, default=str)
+    except TypeError:  # what orjson refuses (integers beyond 64 bits...): the standard library
+        content = json.dumps(body, separators=(",", ":"), default=str).encode()
     return Response(content, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_CONTENT_TYPE)

@@ -9,6 +9,7 @@ import re
 import uuid
 from typing import Annotated, Any, TypeVar
 
+import orjson
 import pydantic
 from pydantic import AfterValidator
 from starlette.exceptions import HTTPException
@@ -28,6 +29,7 @@ from tenantkit.routing import allowed_methods
 
 __all__ = [
     "BIGINT_MAX",
+    "ORJSONResponse",
     "RequestModel",
     "SafeText",
     "check_text",
@@ -224,12 +226,26 @@ def path_uuid(request: Request, name: str, *, missing: str) -> uuid.UUID:
         raise NotFoundError(missing) from None
 
 
+class ORJSONResponse(JSONResponse):
+    """Starlette's ``JSONResponse`` rendered with orjson (compact UTF-8, as Starlette writes it).
+
+    Values orjson cannot encode (integers beyond 64 bits) fall back to the
+    standard library, so a response never fails where ``JSONResponse`` would not.
+    """
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return orjson.dumps(content)
+        except TypeError:
+            return super().render(content)
+
+
 def json_response(data: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """A JSON response for pydantic models or plain data."""
+    """A JSON response for pydantic models or plain data (orjson for the latter)."""
     if isinstance(data, pydantic.BaseModel):
         content = data.model_dump_json().encode()
         return Response(content, status_code, headers=headers, media_type="application/json")
-    return JSONResponse(data, status_code, headers=headers)
+    return ORJSONResponse(data, status_code, headers=headers)
 
 
 async def _problem_handler(request: Request, exc: Exception) -> Response:

@@ -23,7 +23,6 @@ from tenantkit.auth.keys import KeySet
 from tenantkit.auth.lockout import Lockout
 from tenantkit.auth.mfa import TwoFactor
 from tenantkit.auth.mfa_routes import TwoFactorRoutes
-from tenantkit.auth.middleware import AuthenticationMiddleware
 from tenantkit.auth.passwords import PasswordHasher
 from tenantkit.auth.revocation import RevocationList
 from tenantkit.auth.routes import AuthRoutes
@@ -38,19 +37,18 @@ from tenantkit.http import problem_exception_handlers
 from tenantkit.mail import Mail, Mailer, Outbox, mailer_from_settings
 from tenantkit.observability.logging import configure_logging
 from tenantkit.observability.metrics import Metrics, metrics_endpoint
-from tenantkit.observability.middleware import RequestContextMiddleware
 from tenantkit.openapi import describe
+from tenantkit.pipeline import edge_middleware, identity_middleware
 from tenantkit.plugins.manager import create_plugin_manager
 from tenantkit.rbac.access import Access
 from tenantkit.rbac.registry import PermissionRegistry
 from tenantkit.rbac.roles import RoleBook
 from tenantkit.routing import public_paths
 from tenantkit.sealing import Sealer
-from tenantkit.security import RateLimiter, rate_limit_middleware, security_middleware
+from tenantkit.security import RateLimiter
 from tenantkit.settings import Settings
 from tenantkit.stores.base import Store, create_store
 from tenantkit.tenancy.directory import TenantDirectory
-from tenantkit.tenancy.middleware import TenantMiddleware
 from tenantkit.tenancy.resolvers import build_resolvers
 from tenantkit.tenancy.service import TenancyService
 from tenantkit.tenancy.tenant_routes import TenantRoutes
@@ -212,6 +210,7 @@ class TenantKit:
             rate_limiter=self.rate_limiter,
             events=self.events,
             send_mail=self.outbox,
+            store=self.store,
         )
 
         from tenantkit.files import FileService, create_storage
@@ -238,7 +237,7 @@ class TenantKit:
 
     @property
     def middleware(self) -> list[Middleware]:
-        """The middleware stack, outermost first, for ``Starlette(middleware=...)``."""
+        """The edge and identity passes, outermost first, for ``Starlette(middleware=...)``."""
         settings = self.settings
         resolvers = build_resolvers(
             settings.tenant_resolvers,
@@ -247,21 +246,20 @@ class TenantKit:
             path_prefix=settings.tenant_path_prefix,
             hook=self.hook,
         )
+        # Two pure-ASGI passes (tenantkit.pipeline): the edge, then identity.
         return [
-            Middleware(
-                RequestContextMiddleware, trusted_proxies=settings.trusted_proxies, metrics=self.metrics
-            ),
-            *security_middleware(settings, body_limit_exempt=self._self_limited_paths()),
+            edge_middleware(settings, metrics=self.metrics, body_limit_exempt=self._self_limited_paths()),
             # On public routes (sign-in, refresh, health, /metrics with its own token...)
             # a stale or foreign Authorization header is ignored, not refused.
-            Middleware(
-                AuthenticationMiddleware,
+            identity_middleware(
+                settings,
                 authenticator=self.authenticator,
                 access=self.access,
                 optional_paths=public_paths(self.routes),
+                limiter=self.rate_limiter,
+                directory=self.directory,
+                resolvers=resolvers,
             ),
-            rate_limit_middleware(settings, self.rate_limiter),
-            Middleware(TenantMiddleware, directory=self.directory, resolvers=resolvers),
         ]
 
     @property
@@ -355,6 +353,7 @@ class TenantKit:
         await self.roles.start()
         await self.mfa.start()
         await self.api_keys.start()
+        await self.accounts.start()
         await self.audit_log.start()
         await self.jobs.startup()
         ensure_bucket = getattr(self.storage, "ensure_bucket", None)
@@ -375,6 +374,7 @@ class TenantKit:
         await self.audit_log.stop()
         await self.api_keys.stop()
         await self.mfa.stop()
+        await self.accounts.stop()
         await self.roles.stop()
         await self.directory.stop()
         await self.revocations.stop()

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from tenantkit.auth import refresh as rt
 from tenantkit.auth.passwords import PasswordHasher
 from tenantkit.auth.sessions import Sessions
+from tenantkit.cache import SyncedCache
 from tenantkit.context import Principal, TenantRef, tenant_context
 from tenantkit.db.base import utcnow
 from tenantkit.db.engine import Database
@@ -29,6 +30,7 @@ from tenantkit.events import Events
 from tenantkit.mail import Mail
 from tenantkit.security.ratelimit import RateLimiter, rate_key
 from tenantkit.settings import Settings
+from tenantkit.stores.base import Store
 from tenantkit.tenancy.service import TenancyService
 
 __all__ = ["RESET_PREFIX", "Accounts"]
@@ -50,6 +52,11 @@ class Accounts:
         rate_limiter: Limits password checks per user.
         events: Hooks and audit rows.
         send_mail: Delivers reset messages (queued when the mailer is slow).
+        store: Carries profile-cache invalidations between processes; without
+            one the profile is read from the database every time.
+        profile_ttl: Seconds a cached profile may be served without reloading
+            (a safety net: changes made through :meth:`profile_changed` reach
+            every process at once).
     """
 
     def __init__(
@@ -63,6 +70,8 @@ class Accounts:
         rate_limiter: RateLimiter,
         events: Events,
         send_mail: Callable[[Mail], Awaitable[None]],
+        store: Store | None = None,
+        profile_ttl: float = 300.0,
     ) -> None:
         self.settings = settings
         self.db = database
@@ -72,6 +81,19 @@ class Accounts:
         self.rate_limiter = rate_limiter
         self.events = events
         self.send_mail = send_mail
+        #: The profile fields ``/auth/me`` shows (the email), by user id, held in process.
+        self.profiles: SyncedCache[str | None] | None = (
+            SyncedCache(store, "profiles", self._load_email, ttl=profile_ttl) if store is not None else None
+        )
+
+    async def start(self) -> None:
+        """Subscribe to profile invalidations (profiles are cached from then on)."""
+        if self.profiles is not None:
+            await self.profiles.start()
+
+    async def stop(self) -> None:
+        if self.profiles is not None:
+            await self.profiles.stop()
 
     async def register(
         self,
@@ -107,9 +129,24 @@ class Accounts:
         return user, ref, role
 
     async def email_of(self, user_id: uuid.UUID) -> str | None:
-        """The user's email address."""
+        """The user's email address (from memory when warm: a repeated ``/auth/me`` reads no database)."""
+        if self.profiles is None:
+            return await self._load_email(str(user_id))
+        return await self.profiles.get(str(user_id))
+
+    async def _load_email(self, key: str) -> str | None:
         async with self.db.session() as session:
-            return await session.scalar(select(User.email).where(User.id == user_id))
+            return await session.scalar(select(User.email).where(User.id == uuid.UUID(key)))
+
+    async def profile_changed(self, *user_ids: uuid.UUID) -> None:
+        """Drop the cached profiles of ``user_ids`` in every process.
+
+        Call it after committing a change to what ``/auth/me`` shows (a user's
+        email) or to whether the user may act at all (deactivation); inside a
+        unit of work, register it with ``uow.after_commit``.
+        """
+        if self.profiles is not None and user_ids:
+            await self.profiles.invalidate(*(str(user_id) for user_id in user_ids))
 
     async def change_password(self, principal: Principal, current: str, new: str, *, ip: str | None) -> None:
         """Change the password; the user's other sessions end.

@@ -15,14 +15,68 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tenantkit.auth.identity import Authenticator
-from tenantkit.context import _principal
+from tenantkit.context import Principal, _principal
 from tenantkit.errors import ProblemError
 
-__all__ = ["AuthenticationMiddleware"]
+__all__ = ["Authentication", "AuthenticationMiddleware"]
+
+
+class Authentication:
+    """Who is calling: the bearer token turned into the principal, or the refusal.
+
+    Args:
+        authenticator: Turns the ``Authorization`` header into the principal.
+        access: Published in ``scope["state"]["access"]`` for the permission guards.
+        optional_paths: Paths where an invalid token is ignored instead of refused.
+    """
+
+    def __init__(
+        self, authenticator: Authenticator, *, access: Any = None, optional_paths: Iterable[str] = ()
+    ) -> None:
+        self.authenticator = authenticator
+        self.access = access
+        self.optional_paths = frozenset(optional_paths)
+
+    async def __call__(self, scope: Scope, state: dict[str, Any]) -> Principal | None:
+        """Set ``state["principal"]`` (and the context variable) from the credential.
+
+        The credential is the ``Authorization`` header (an access token, or an
+        API key as ``Bearer tk_...``), else the ``X-API-Key`` header.
+
+        Raises:
+            ProblemError: the credential is invalid, expired or revoked (401), except on
+                ``optional_paths``, where the request goes on anonymous.
+        """
+        state["principal"] = None
+        state["access"] = self.access
+        authorization = api_key = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+                break
+            if name == b"x-api-key":
+                api_key = value.decode("latin-1")
+        if authorization is None and api_key is None:
+            return None
+        try:
+            if authorization is not None:
+                principal = await self.authenticator.authenticate(authorization)
+            else:
+                assert api_key is not None
+                principal = await self.authenticator.authenticate_api_key(api_key.strip(" \t"))
+        except ProblemError as error:
+            if error.status == 401 and scope["path"] in self.optional_paths:
+                return None
+            raise
+        state["principal"] = principal
+        _principal.set(principal)
+        return principal
 
 
 class AuthenticationMiddleware:
-    """Sets ``scope["state"]["principal"]`` (``None`` when anonymous).
+    """:class:`Authentication` as a middleware of its own: sets ``scope["state"]["principal"]``.
+
+    (The kit runs the same step inside its identity pass.)
 
     Args:
         app: The next ASGI app.
@@ -40,39 +94,21 @@ class AuthenticationMiddleware:
         optional_paths: Iterable[str] = (),
     ) -> None:
         self.app = app
+        self.authentication = Authentication(authenticator, access=access, optional_paths=optional_paths)
         self.authenticator = authenticator
         self.access = access
-        self.optional_paths = frozenset(optional_paths)
+        self.optional_paths = self.authentication.optional_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        state = scope.setdefault("state", {})
-        state["principal"] = None
-        state["access"] = self.access
-        authorization = api_key = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                authorization = value.decode("latin-1")
-            elif name == b"x-api-key":
-                api_key = value.decode("latin-1")
-        if authorization is not None or api_key is not None:
-            try:
-                if authorization is not None:
-                    principal = await self.authenticator.authenticate(authorization)
-                else:
-                    assert api_key is not None
-                    principal = await self.authenticator.authenticate_api_key(api_key.strip(" \t"))
-            except ProblemError as error:
-                if scope["path"] in self.optional_paths and error.status == 401:
-                    await self.app(scope, receive, send)
-                    return
-                if scope["type"] == "http":
-                    await error.to_response()(scope, receive, send)
-                else:
-                    await send({"type": "websocket.close", "code": 1008})
-                return
-            state["principal"] = principal
-            _principal.set(principal)
+        try:
+            await self.authentication(scope, scope.setdefault("state", {}))
+        except ProblemError as error:
+            if scope["type"] == "http":
+                await error.to_response()(scope, receive, send)
+            else:
+                await send({"type": "websocket.close", "code": 1008})
+            return
         await self.app(scope, receive, send)

@@ -6,7 +6,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from tenantkit.auth.accounts import Accounts
@@ -28,6 +28,7 @@ from tenantkit.auth.sessions import Sessions
 from tenantkit.auth.tokens import TokenPair
 from tenantkit.background import Background
 from tenantkit.errors import InvalidTokenError, NotFoundError, PermissionDeniedError, TenantNotFoundError
+from tenantkit.http import ORJSONResponse as JSONResponse
 from tenantkit.http import parse_body, path_uuid
 from tenantkit.openapi import describe
 from tenantkit.openapi.schemas import (

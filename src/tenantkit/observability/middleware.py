@@ -1,4 +1,4 @@
-"""Pure-ASGI request-context middleware: request id, client address, access log, 500s."""
+"""Request context: request id, client address, metrics, access log, 500s (object and middleware)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,7 +18,7 @@ from tenantkit.context import _client_ip, _principal, _request_id, _tenant
 from tenantkit.errors import problem_response
 from tenantkit.observability.metrics import Metrics
 
-__all__ = ["RequestContextMiddleware", "client_ip", "route_template"]
+__all__ = ["RequestContext", "RequestContextMiddleware", "client_ip", "route_template", "trusted_matcher"]
 
 logger = logging.getLogger("tenantkit.access")
 error_logger = logging.getLogger("tenantkit.errors")
@@ -109,84 +110,41 @@ def trusted_matcher(entries: Iterable[str]) -> Callable[[str], bool]:
     return match
 
 
-class RequestContextMiddleware:
-    """Outermost tenantkit middleware.
+class RequestContext:
+    """What the outermost layer knows of a request: its id, the client address, metrics, the access log.
 
-    Sets the request id (kept from ``X-Request-ID`` when it is 1-128 characters
-    of ``[A-Za-z0-9._-]``, generated otherwise) and echoes it on every response,
-    computes the client address, writes one access-log line per request, records
-    metrics, and turns any unhandled exception into a problem+json 500 without
-    leaking it to the client.
+    Args:
+        trusted_proxies: Addresses or networks whose ``X-Forwarded-For`` is believed.
+        metrics: Where request counts and latencies go (``None``: nowhere).
+        access_log: Write one ``tenantkit.access`` line per request.
     """
 
     def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        trusted_proxies: Iterable[str] = (),
-        metrics: Metrics | None = None,
-        access_log: bool = True,
+        self, *, trusted_proxies: Iterable[str] = (), metrics: Metrics | None = None, access_log: bool = True
     ) -> None:
-        self.app = app
-        entries = list(trusted_proxies)
-        self.trusted: Callable[[str], bool] = trusted_matcher(entries)
+        self.trusted: Callable[[str], bool] = trusted_matcher(list(trusted_proxies))
         self.metrics = metrics
         self.access_log = access_log
         self._series: dict[tuple[str, Any, Any, int], tuple[Any, Any]] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        request_id = None
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                candidate = value.decode("latin-1")
-                if _REQUEST_ID.match(candidate):
-                    request_id = candidate
-                break
-        if request_id is None:
-            request_id = _new_request_id()
-        state = scope.setdefault("state", {})
-        state["request_id"] = request_id
+    @staticmethod
+    def request_id(sent: bytes | None) -> str:
+        """The client's ``X-Request-ID`` when it is 1-128 of ``[A-Za-z0-9._-]``, else a new one."""
+        if sent is not None:
+            candidate = sent.decode("latin-1")
+            if _REQUEST_ID.match(candidate):
+                return candidate
+        return _new_request_id()
+
+    def client_address(self, scope: Scope) -> str | None:
+        """The client address, believing ``X-Forwarded-For`` only from trusted proxies."""
         if self.trusted is _never:  # no trusted proxies: the peer address, as client_ip() gives it
             peer = scope.get("client")
-            state["client_ip"] = str(peer[0]) if peer else None
-        else:
-            state["client_ip"] = client_ip(scope, self.trusted)
-        id_header = (b"x-request-id", request_id.encode())
-        status = 500
-        response_started = False
+            return str(peer[0]) if peer else None
+        return client_ip(scope, self.trusted)
 
-        async def send_with_id(message: Message) -> None:
-            nonlocal status, response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-                status = message["status"]
-                message["headers"] = [*message.get("headers", ()), id_header]
-            await send(message)
-
-        token_rid = _request_id.set(request_id)
-        token_ip = _client_ip.set(state["client_ip"])
-        token_tenant = _tenant.set(None)
-        token_principal = _principal.set(None)
-        try:
-            await self.app(scope, receive, send_with_id)
-        except Exception:
-            error_logger.exception("unhandled error", extra={"path": scope.get("path")})
-            if response_started or scope["type"] != "http":
-                raise
-            await problem_response(500, "An unexpected error occurred.")(scope, receive, send_with_id)
-        finally:
-            if scope["type"] == "http":
-                self._record(scope, status, time.perf_counter() - started)
-            _principal.reset(token_principal)
-            _tenant.reset(token_tenant)
-            _client_ip.reset(token_ip)
-            _request_id.reset(token_rid)
-
-    def _record(self, scope: Scope, status: int, duration: float) -> None:
+    def record(self, scope: Scope, status: int, duration: float) -> None:
+        """Count the request in the metrics and write its access-log line."""
         route: str | None = None
         if self.metrics is not None:
             # Keyed by what decides the route template, so a warm series costs no lookup of it.
@@ -213,3 +171,80 @@ class RequestContextMiddleware:
                     "client_ip": scope["state"].get("client_ip"),
                 },
             )
+
+    @staticmethod
+    def unhandled(scope: Scope) -> Response:
+        """Log an unhandled exception (the one being handled) and build the 500 answer."""
+        error_logger.exception("unhandled error", extra={"path": scope.get("path")})
+        return problem_response(500, "An unexpected error occurred.")
+
+
+class RequestContextMiddleware:
+    """:class:`RequestContext` as a middleware of its own (the kit runs it inside its edge pass).
+
+    Sets the request id (kept from ``X-Request-ID`` when it is 1-128 characters
+    of ``[A-Za-z0-9._-]``, generated otherwise) and echoes it on every response,
+    computes the client address, writes one access-log line per request, records
+    metrics, and turns any unhandled exception into a problem+json 500 without
+    leaking it to the client.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        trusted_proxies: Iterable[str] = (),
+        metrics: Metrics | None = None,
+        access_log: bool = True,
+    ) -> None:
+        self.app = app
+        self.context = RequestContext(trusted_proxies=trusted_proxies, metrics=metrics, access_log=access_log)
+        self.trusted = self.context.trusted
+        self.metrics = metrics
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        context = self.context
+        started = time.perf_counter()
+        sent_id = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                sent_id = value
+                break
+        request_id = context.request_id(sent_id)
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["client_ip"] = context.client_address(scope)
+        id_header = (b"x-request-id", request_id.encode())
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), id_header]
+            await send(message)
+
+        token_rid = _request_id.set(request_id)
+        token_ip = _client_ip.set(state["client_ip"])
+        token_tenant = _tenant.set(None)
+        token_principal = _principal.set(None)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            response = context.unhandled(scope)
+            if response_started or scope["type"] != "http":
+                raise
+            await response(scope, receive, send_with_id)
+        finally:
+            if scope["type"] == "http":
+                context.record(scope, status, time.perf_counter() - started)
+            _principal.reset(token_principal)
+            _tenant.reset(token_tenant)
+            _client_ip.reset(token_ip)
+            _request_id.reset(token_rid)

@@ -1,10 +1,11 @@
-"""Pure-ASGI rate limiting per client address, user and tenant."""
+"""Rate limiting per client address, user and tenant (a plain object and its middleware)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
 
+from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -13,7 +14,7 @@ from tenantkit.routing import RouteTable
 from tenantkit.security.ratelimit import RateLimiter, RateLimitResult, limit_headers, rate_key
 from tenantkit.settings import RateLimit
 
-__all__ = ["RateLimitMiddleware"]
+__all__ = ["RateLimitMiddleware", "RateLimits"]
 
 
 def _label_route(scope: Scope) -> None:
@@ -26,8 +27,8 @@ def _label_route(scope: Scope) -> None:
             return
 
 
-class RateLimitMiddleware:
-    """Apply the kit's budgets and advertise them on every limited response.
+class RateLimits:
+    """The kit's budgets: which a request counts against, and the answer when one is spent.
 
     * A non-safe method on a route declared ``public=True`` (login, register,
       refresh, password reset): per client address (``scope["state"]["client_ip"]``,
@@ -35,7 +36,7 @@ class RateLimitMiddleware:
       The route is the one the request reaches, whatever tenant path prefix
       (``/t/{slug}/auth/login``) or ``root_path`` led there: the routes are read
       from the application (:class:`tenantkit.routing.RouteTable`) on the first
-      request.
+      request, and the decision per path and method is remembered.
     * Any other request with a principal: per user with ``api`` and per tenant
       (the token's ``tid``) with ``tenant``.
     * Anonymous requests: per client address with ``api``.
@@ -49,7 +50,6 @@ class RateLimitMiddleware:
     :func:`~tenantkit.security.rate_limit`.
 
     Args:
-        app: The next ASGI app.
         limiter: The kit's limiter.
         auth: Budget per address on auth paths.
         api: Budget per user (or anonymous address) on everything else.
@@ -63,7 +63,6 @@ class RateLimitMiddleware:
 
     def __init__(
         self,
-        app: ASGIApp,
         *,
         limiter: RateLimiter,
         auth: RateLimit,
@@ -73,7 +72,6 @@ class RateLimitMiddleware:
         exempt_paths: Iterable[str] = (),
         tenant_prefix: str | None = None,
     ) -> None:
-        self.app = app
         self.limiter = limiter
         self.auth = auth
         self.api = api
@@ -83,9 +81,20 @@ class RateLimitMiddleware:
         self.tenant_prefix = tenant_prefix
         self._table: RouteTable | None = None
         self._plans: dict[tuple[object, ...], _Plan] = {}
+        self._decisions: dict[tuple[str, str, str], tuple[bool, str | None]] = {}
+
+    def classify(self, scope: Scope) -> tuple[bool, str | None]:
+        """``(exempt, auth budget name or None)`` for the route this request reaches (remembered)."""
+        key = (scope["method"], scope["path"], scope.get("root_path", ""))
+        decision = self._decisions.get(key)
+        if decision is None:
+            decision = self._classify(scope)
+            if len(self._decisions) >= _MAX_PLANS:  # paths with ids in them: bounded, start over
+                self._decisions.clear()
+            self._decisions[key] = decision
+        return decision
 
     def _classify(self, scope: Scope) -> tuple[bool, str | None]:
-        """``(exempt, auth budget name or None)`` for the route this request reaches."""
         table = self._table
         if table is None:
             table = self._table = RouteTable(
@@ -135,19 +144,19 @@ class RateLimitMiddleware:
             self._plans[key] = plan
         return plan
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        state = scope.setdefault("state", {})
+    async def __call__(self, scope: Scope) -> tuple[Response | None, tuple[tuple[bytes, bytes], ...]]:
+        """Count an HTTP request: ``(429 answer, ())`` when a budget is spent, else ``(None, headers)``.
+
+        ``headers`` are the ``RateLimit-Policy`` and ``RateLimit`` headers for the
+        response (empty when the request is not counted).
+        """
+        state = scope["state"]
         state["rate_limiter"] = self.limiter
         if scope["method"] == "OPTIONS":
-            await self.app(scope, receive, send)
-            return
-        exempt, name = self._classify(scope)
+            return None, ()
+        exempt, name = self.classify(scope)
         if exempt:
-            await self.app(scope, receive, send)
-            return
+            return None, ()
         plan = self._plan(scope, name)
         count = self.limiter.count
         outcomes: list[tuple[bool, int, float]] = []
@@ -166,9 +175,53 @@ class RateLimitMiddleware:
                 error = RateLimitedError(
                     f"Too many requests; retry in {headers['Retry-After']} s.", headers=headers
                 )
-                await error.to_response()(scope, receive, send)
-                return
-        extra = (plan.policy_header, (b"ratelimit", plan.state_value(outcomes)))
+                return error.to_response(), ()
+        return None, (plan.policy_header, (b"ratelimit", plan.state_value(outcomes)))
+
+
+class RateLimitMiddleware:
+    """:class:`RateLimits` as a middleware of its own (install it after authentication).
+
+    (The kit runs the same step inside its identity pass.) Arguments as
+    :class:`RateLimits`, plus ``app``, the next ASGI app.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limiter: RateLimiter,
+        auth: RateLimit,
+        api: RateLimit,
+        tenant: RateLimit | None = None,
+        auth_paths: Iterable[str] | None = None,
+        exempt_paths: Iterable[str] = (),
+        tenant_prefix: str | None = None,
+    ) -> None:
+        self.app = app
+        self.limits = RateLimits(
+            limiter=limiter,
+            auth=auth,
+            api=api,
+            tenant=tenant,
+            auth_paths=auth_paths,
+            exempt_paths=exempt_paths,
+            tenant_prefix=tenant_prefix,
+        )
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope.setdefault("state", {})
+        refusal, extra = await self.limits(scope)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        if not extra:
+            await self.app(scope, receive, send)
+            return
 
         async def send_with_limits(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tenantkit.errors import BadRequestError
 
-__all__ = ["EmptyHeaderMiddleware"]
+__all__ = ["EmptyHeaderMiddleware", "EmptyHeaders"]
+
+
+class EmptyHeaders:
+    """Which request headers must not be sent empty, and the answer when one is.
+
+    Args:
+        headers: Header names to check (case-insensitive).
+    """
+
+    def __init__(self, headers: tuple[str, ...]) -> None:
+        self.names = frozenset(h.lower().encode("latin-1") for h in headers)
+
+    @staticmethod
+    def is_empty(value: bytes) -> bool:
+        """Whether a header value names nothing (empty or only whitespace)."""
+        return not value.strip(b" \t")
+
+    def refusal(self, name: bytes) -> Response:
+        """The 400 problem+json for the empty header ``name``."""
+        header = name.decode("latin-1")
+        return BadRequestError(f"The {header} header is empty; name a tenant or omit it.").to_response()
 
 
 class EmptyHeaderMiddleware:
@@ -14,6 +36,7 @@ class EmptyHeaderMiddleware:
 
     A client that sends ``X-Tenant-ID:`` meant to name a tenant and named none;
     treating it as absent would silently act in the token's tenant instead.
+    (The kit runs the same check, :class:`EmptyHeaders`, inside its edge pass.)
 
     Args:
         app: The next ASGI app.
@@ -22,14 +45,13 @@ class EmptyHeaderMiddleware:
 
     def __init__(self, app: ASGIApp, *, headers: tuple[str, ...]) -> None:
         self.app = app
-        self.names = frozenset(h.lower().encode("latin-1") for h in headers)
+        self.check = EmptyHeaders(headers)
+        self.names = self.check.names
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             for name, value in scope["headers"]:
-                if name in self.names and not value.strip(b" \t"):
-                    header = name.decode("latin-1")
-                    error = BadRequestError(f"The {header} header is empty; name a tenant or omit it.")
-                    await error.to_response()(scope, receive, send)
+                if name in self.names and self.check.is_empty(value):
+                    await self.check.refusal(name)(scope, receive, send)
                     return
         await self.app(scope, receive, send)
