@@ -74,6 +74,19 @@ class Principal:
     claims: dict[str, Any] = field(default_factory=dict, compare=False)
     api_key: ApiKeyRef | None = None
 
+    @property
+    def impersonator_id(self) -> uuid.UUID | None:
+        """Who really acts, when this is an impersonation token (the ``act`` claim, RFC 8693)."""
+        act = self.claims.get("act")
+        if isinstance(act, dict) and act.get("sub"):
+            return uuid.UUID(str(act["sub"]))
+        return None
+
+    @property
+    def read_only(self) -> bool:
+        """An impersonation token limited to reading (``GET``/``HEAD``/``OPTIONS``)."""
+        return bool(self.claims.get("ro")) and self.impersonator_id is not None
+
 
 _tenant: ContextVar[TenantRef | None] = ContextVar("tenantkit_tenant", default=None)
 _principal: ContextVar[Principal | None] = ContextVar("tenantkit_principal", default=None)

@@ -72,8 +72,11 @@ class Events:
         ``tenant_id=None`` writes to the platform's log (the nil tenant).
         """
         principal = current_principal()
-        if principal is not None and principal.api_key is not None:  # name the key behind every action
-            data = {**(data or {}), "api_key_id": str(principal.api_key.id)}
+        if principal is not None:  # name the key, or the real actor of an impersonation, in every row
+            if principal.api_key is not None:
+                data = {**(data or {}), "api_key_id": str(principal.api_key.id)}
+            elif principal.impersonator_id is not None:
+                data = {**(data or {}), "impersonator_id": str(principal.impersonator_id)}
         event = {
             "action": action,
             "tenant_id": str(tenant_id or NIL_TENANT),

@@ -19,6 +19,8 @@ from tenantkit.auth.accounts import Accounts
 from tenantkit.auth.apikey_routes import ApiKeyRoutes
 from tenantkit.auth.apikeys import ApiKeys
 from tenantkit.auth.identity import Authenticator
+from tenantkit.auth.impersonation import Impersonation
+from tenantkit.auth.impersonation_routes import ImpersonationRoutes
 from tenantkit.auth.keys import KeySet
 from tenantkit.auth.lockout import Lockout
 from tenantkit.auth.mfa import TwoFactor
@@ -298,6 +300,10 @@ class TenantKit:
             ).routes(),
             *TenantRoutes(self.tenancy, max_json_depth=depth).routes(),
             *ApiKeyRoutes(self.api_keys, max_json_depth=depth).routes(),
+            *ImpersonationRoutes(
+                Impersonation(database=self.database, tokens=self.tokens, events=self.events),
+                max_json_depth=depth,
+            ).routes(),
             *MemberRoutes(self.tenancy, max_json_depth=depth).routes(),
             *RoleRoutes(
                 self.roles, self.permissions, self.database, self.events, max_json_depth=depth

@@ -16,9 +16,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tenantkit.auth.identity import Authenticator
 from tenantkit.context import Principal, _principal
-from tenantkit.errors import ProblemError
+from tenantkit.errors import PermissionDeniedError, ProblemError
 
 __all__ = ["Authentication", "AuthenticationMiddleware"]
+
+#: Methods a read-only impersonation token may use.
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class Authentication:
@@ -68,6 +71,8 @@ class Authentication:
             if error.status == 401 and scope["path"] in self.optional_paths:
                 return None
             raise
+        if principal.read_only and scope.get("method", "GET") not in _READS:
+            raise PermissionDeniedError("This impersonation is read-only.")
         state["principal"] = principal
         _principal.set(principal)
         return principal

@@ -284,6 +284,13 @@ class AuthRoutes:
                 headers=NO_STORE,
             )
         email = await self.accounts.email_of(principal.user_id)
+        impersonator = principal.impersonator_id
+        extra = {}
+        if impersonator is not None:
+            extra["impersonator"] = {
+                "id": str(impersonator),
+                "email": await self.accounts.email_of(impersonator),
+            }
         return JSONResponse(
             {
                 "id": str(principal.user_id),
@@ -291,6 +298,7 @@ class AuthRoutes:
                 "tenant": _tenant_json(tenant),
                 "role": role,
                 "permissions": sorted(permissions),
+                **extra,
             },
             headers=NO_STORE,
         )
@@ -300,6 +308,8 @@ class AuthRoutes:
     async def list_sessions(self, request: Request) -> Response:
         principal = request_principal(request)
         rows = await self.sessions.list(principal.user_id)
+        actors = {s.impersonator_id for s in rows if s.impersonator_id is not None}
+        emails = {actor: await self.accounts.email_of(actor) for actor in actors}
         items = [
             {
                 "id": str(s.id),
@@ -309,6 +319,11 @@ class AuthRoutes:
                 "created_at": s.created_at.isoformat(),
                 "last_used_at": s.last_used_at.isoformat(),
                 "current": s.id == principal.session_id,
+                "impersonated_by": (
+                    {"id": str(s.impersonator_id), "email": emails[s.impersonator_id]}
+                    if s.impersonator_id
+                    else None
+                ),
             }
             for s in rows
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel
@@ -20,6 +21,8 @@ __all__ = [
     "ApiKeyOut",
     "ApiKeyPage",
     "Email",
+    "ImpersonateIn",
+    "ImpersonationOut",
     "LoginIn",
     "LoginOut",
     "MfaChallengeOut",
@@ -209,3 +212,18 @@ class ApiKeyCreatedOut(ApiKeyOut):
 class ApiKeyPage(BaseModel):
     items: list[ApiKeyOut]
     next_cursor: str | None = None
+
+
+class ImpersonateIn(RequestModel):
+    user_id: uuid.UUID
+    reason: Annotated[SafeText, Field(min_length=3, max_length=500)]
+    read_only: bool = False
+    minutes: Annotated[int, Field(ge=1, le=60)] = 15
+
+
+class ImpersonationOut(BaseModel):
+    """An access token of the user, acted on by the caller: no refresh token."""
+
+    access_token: str
+    token_type: Literal["bearer"]
+    expires_in: int

@@ -350,7 +350,9 @@ class Sessions(Rotation):
         async with self.db.session() as session:
             rows = await session.execute(
                 select(AuthSession, newest)
-                .join(RefreshToken, RefreshToken.session_id == AuthSession.id)
+                .outerjoin(
+                    RefreshToken, RefreshToken.session_id == AuthSession.id
+                )  # impersonations have none
                 .where(
                     AuthSession.user_id == user_id,
                     AuthSession.revoked_at.is_(None),

@@ -33,7 +33,9 @@ __all__ = ["ACCESS_TOKEN_TYPE", "RESERVED_CLAIMS", "AccessTokens"]
 ACCESS_TOKEN_TYPE = "at+jwt"
 MAX_TOKEN_LENGTH = 4096
 _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
-RESERVED_CLAIMS = frozenset({"sub", "tid", "sid", "role", "jti", "iat", "exp", "nbf", "iss", "aud", "act"})
+RESERVED_CLAIMS = frozenset(
+    {"sub", "tid", "sid", "role", "jti", "iat", "exp", "nbf", "iss", "aud", "act", "ro"}
+)
 _REQUIRED = ["exp", "iat", "sub", "jti", "tid", "sid", "iss", "aud"]
 
 
@@ -92,10 +94,23 @@ class AccessTokens:
         session_id: uuid.UUID,
         role: str,
         extra_claims: dict[str, Any] | None = None,
+        ttl: int | None = None,
+        actor_id: uuid.UUID | None = None,
+        read_only: bool = False,
     ) -> tuple[str, int]:
-        """A signed access token and its lifetime in seconds."""
+        """A signed access token and its lifetime in seconds.
+
+        ``actor_id`` marks an impersonation token: the ``act`` claim (RFC 8693)
+        names who really acts; ``read_only`` adds ``ro``. Neither can come from
+        ``extra_claims`` (plugins), whose reserved names are dropped.
+        """
         now = int(time.time())
+        lifetime = min(ttl, self.ttl) if ttl is not None and actor_id is None else (ttl or self.ttl)
         claims: dict[str, Any] = {k: v for k, v in (extra_claims or {}).items() if k not in RESERVED_CLAIMS}
+        if actor_id is not None:
+            claims["act"] = {"sub": str(actor_id)}
+            if read_only:
+                claims["ro"] = True
         claims.update(
             sub=str(user_id),
             tid=str(tenant_id),
@@ -103,7 +118,7 @@ class AccessTokens:
             role=role,
             jti=uuid.uuid4().hex,
             iat=now,
-            exp=now + self.ttl,
+            exp=now + lifetime,
             iss=self.issuer,
             aud=self.audience,
         )
@@ -114,7 +129,7 @@ class AccessTokens:
             algorithm=key.algorithm,
             headers={"kid": key.kid, "typ": ACCESS_TOKEN_TYPE},
         )
-        return token, self.ttl
+        return token, lifetime
 
     def verify(self, token: str) -> Principal:
         """The principal a valid token names.

@@ -107,6 +107,10 @@ class AuthSession(Base):
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_reason: Mapped[str | None] = mapped_column(String(64), default=None)
+    #: Set on an impersonation session: who acts as the user, why, and whether only to read.
+    impersonator_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    impersonation_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    read_only: Mapped[bool] = mapped_column(default=False)
 
 
 class RefreshToken(Base):

@@ -96,6 +96,13 @@ class RegisterOut(BaseModel):
     role: str
 
 
+class UserRef(BaseModel):
+    """A user, named."""
+
+    id: str = Field(json_schema_extra={"format": "uuid"})
+    email: str | None
+
+
 class MeOut(BaseModel):
     """The caller in the current tenant, with expanded permissions."""
 
@@ -104,6 +111,7 @@ class MeOut(BaseModel):
     tenant: TenantSummary
     role: str
     permissions: list[str]
+    impersonator: UserRef | None = Field(None, description="Present under impersonation: who really acts.")
 
 
 class SessionOut(BaseModel):
@@ -116,6 +124,7 @@ class SessionOut(BaseModel):
     created_at: str
     last_used_at: str
     current: bool = Field(description="The session this request was made with.")
+    impersonated_by: UserRef | None = Field(None, description="Set on an impersonation session.")
 
 
 class SessionPage(BaseModel):

@@ -104,6 +104,25 @@ def tenantkit_authorize(principal: Principal, permission: str, resource: Any) ->
     """
 
 
+@hookspec(firstresult=True)
+def tenantkit_authorize_impersonation(
+    actor_id: str, user_id: str, tenant_id: str, reason: str, read_only: bool
+) -> bool | None:
+    """Veto (``False``) or allow an impersonation that tenantkit's own rules already allowed.
+
+    Return ``False`` to refuse it (403), ``None`` to let it go on; ``True``
+    cannot widen tenantkit's rules (role rank, permission). Stops at the first
+    non-None result. Must be synchronous.
+
+    Args:
+        actor_id: Who asks to act as the user.
+        user_id: The user to be impersonated.
+        tenant_id: The tenant the token will be bound to.
+        reason: The reason given (audited).
+        read_only: Whether the token may only read.
+    """
+
+
 # --------------------------------------------------------------------------- #
 # Lifecycle events (may be async)
 # --------------------------------------------------------------------------- #

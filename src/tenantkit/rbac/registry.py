@@ -25,6 +25,7 @@ FRAMEWORK_PERMISSIONS: dict[str, str] = {
     "jobs.manage": "List and requeue the tenant's dead-lettered jobs",
     "tenant.manage": "Rename the tenant and require two-factor sign-in of its members",
     "api_keys.manage": "Create, list and revoke the tenant's API keys",
+    "users.impersonate": "Act as a member of lower role for a while, with a reason (audited)",
 }
 
 PLATFORM_PERMISSIONS: dict[str, str] = {
