@@ -223,6 +223,12 @@ class Replicas:
 
     # ---------------------------------------------------------------- reads
 
+    @property
+    def ready(self) -> bool:
+        """Whether a read that follows no recent write would use a replica now."""
+        trusted = self._trusted_from
+        return trusted is not None and trusted <= time.monotonic() and any(r.healthy for r in self.replicas)
+
     def must_use_primary(self) -> bool:
         """Whether the running request must read on the primary (no I/O)."""
         if wrote_in_this_request():
@@ -255,7 +261,7 @@ class Replicas:
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
                 return await replica.engine.connect()
-        except (exc.DBAPIError, OSError, TimeoutError) as error:
+        except (exc.SQLAlchemyError, OSError, TimeoutError) as error:
             replica.mark_down(f"connection failed ({type(error).__name__})")
             return None
 
