@@ -27,6 +27,7 @@ from tenantkit.db.migrate import upgrade
 from tenantkit.db.models import Tenant
 from tenantkit.db.rls import APP_ROLE
 from tenantkit.db.scoping import scoped_get, unscoped
+from tenantkit.errors import ConfigurationError
 from tests.conftest import APP_MIGRATIONS, SECRET
 from tests.example.conftest import Example
 from tests.helpers import serve
@@ -142,6 +143,24 @@ async def served(replica_pair: Pair, tmp_path: Path) -> AsyncIterator[Example]:
     async with serve(create_app(kit)) as client:
         await _ready(kit.database)
         yield Example(client, kit)
+
+
+def test_replica_settings_are_validated(tmp_path: Path) -> None:
+    base = {"env": "test", "jwt_secret": SECRET, "data_dir": tmp_path}
+    primary = "postgresql+asyncpg://app@db/app"
+    settings = Settings.load(
+        **base,
+        database_url=primary,
+        database_replica_urls=" postgresql+asyncpg://app@r1/app, postgresql+asyncpg://app@r2/app",
+    )
+    assert settings.database_replica_urls == [
+        "postgresql+asyncpg://app@r1/app",
+        "postgresql+asyncpg://app@r2/app",
+    ]
+    with pytest.raises(ConfigurationError, match="database_replica_urls"):
+        Settings.load(**base, database_url=primary, database_replica_urls="mysql://r1/app")
+    with pytest.raises(ConfigurationError, match="PostgreSQL primary"):
+        Settings.load(**base, database_replica_urls="postgresql+asyncpg://app@r1/app")
 
 
 async def test_replica_serves_lag_tolerant_reads_and_a_request_that_wrote_reads_the_primary(

@@ -28,7 +28,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
-from contextvars import ContextVar
+from contextvars import Context, ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -62,6 +62,9 @@ _LAG = text(
 _READS = frozenset(
     {"select", "show", "explain", "savepoint", "release", "rollback", "commit", "begin", "set", "reset"}
 )
+
+#: Users remembered before expired entries are swept (each entry lives one window).
+_MAX_REMEMBERED = 100_000
 
 _NEVER = object()
 _wrote_in: ContextVar[object] = ContextVar("tenantkit_wrote_in", default=_NEVER)
@@ -189,7 +192,7 @@ class Replicas:
             return
         now = time.monotonic()
         previous = self._recent.get(principal.user_id, 0.0)
-        self._recent[principal.user_id] = now + self.window
+        self._remember(principal.user_id, now + self.window)
         if self._channel is not None and previous < now + self.window / 2:
             self._spawn(self._publish(principal.user_id))
 
@@ -212,10 +215,13 @@ class Replicas:
 
     def _on_notice(self, message: bytes) -> None:
         with contextlib.suppress(ValueError):
-            self._recent[uuid.UUID(bytes=message)] = time.monotonic() + self.window
-        if len(self._recent) > 100_000:
+            self._remember(uuid.UUID(bytes=message), time.monotonic() + self.window)
+
+    def _remember(self, user_id: uuid.UUID, until: float) -> None:
+        self._recent[user_id] = until
+        if len(self._recent) > _MAX_REMEMBERED:
             now = time.monotonic()
-            self._recent = {user: until for user, until in self._recent.items() if until > now}
+            self._recent = {user: end for user, end in self._recent.items() if end > now}
 
     def _on_state(self, live: bool) -> None:
         # Notices may have been missed while the channel was down: trust it a window later.
@@ -278,7 +284,8 @@ class Replicas:
         """Subscribe to write notices and start the health check (idempotent)."""
         if self._monitor is not None:
             return
-        self._monitor = asyncio.get_running_loop().create_task(self._watch())
+        # A context of its own: the first reader's request, tenant and user stay theirs.
+        self._monitor = asyncio.get_running_loop().create_task(self._watch(), context=Context())
         if self._channel is not None and self._subscription is None:
             try:
                 self._subscription = await self._channel.subscribe(
