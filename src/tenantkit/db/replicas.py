@@ -15,7 +15,7 @@ any network I/O on the request path, whether a read may go to one of them:
   request's later reads, and that user's reads for ``window`` seconds, go to
   the primary. The writing process knows at once; other processes learn it
   from a message on the store's ``tenantkit:db-writes`` channel (one publish
-  per user per half window). While that channel is not known to be live, and
+  per request that writes). While that channel is not known to be live, and
   for ``window`` seconds after it (re)connects (messages may have been missed),
   every read goes to the primary.
 """
@@ -185,15 +185,23 @@ class Replicas:
             self.note_write()
 
     def note_write(self) -> None:
-        """Record a write of the running request and its user (called on the primary's writes)."""
-        _wrote_in.set(current_request_id())
+        """Record a write of the running request and its user (called on the primary's writes).
+
+        Other processes are told once per request that writes (and again when a
+        long request keeps writing past half a window).
+        """
+        request = current_request_id()
+        marker = _wrote_in.get()
+        first = marker is _NEVER or marker != request
+        if first:
+            _wrote_in.set(request)
         principal = current_principal()
         if principal is None:
             return
         now = time.monotonic()
         previous = self._recent.get(principal.user_id, 0.0)
         self._remember(principal.user_id, now + self.window)
-        if self._channel is not None and previous < now + self.window / 2:
+        if self._channel is not None and (first or previous < now + self.window / 2):
             self._spawn(self._publish(principal.user_id))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
