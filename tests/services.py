@@ -38,12 +38,18 @@ def _as_postgres(args: list[str]) -> list[str]:
 class PrivatePostgres:
     """A throwaway PostgreSQL cluster on a free loopback port."""
 
+    #: Extra ``-c name=value`` server options (a standby or its primary adds some).
+    options = ""
+
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="tk-pg-"))
         self.data = self.dir / "data"
         self.port = free_port()
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres", "postgres")
+        self.create()
+
+    def create(self) -> None:
         subprocess.run(
             _as_postgres(
                 [_pg_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync"]
@@ -57,7 +63,7 @@ class PrivatePostgres:
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> None:
-        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off {self.options}"
         subprocess.run(
             _as_postgres(
                 [
@@ -86,6 +92,40 @@ class PrivatePostgres:
     def destroy(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class PrivatePrimary(PrivatePostgres):
+    """A private cluster that streams WAL to standbys (trust for replication from 127.0.0.1)."""
+
+    options = "-c wal_level=replica -c max_wal_senders=5 -c wal_keep_size=64MB"
+
+    def create(self) -> None:
+        super().create()
+        with (self.data / "pg_hba.conf").open("a") as hba:
+            hba.write("host replication all 127.0.0.1/32 trust\n")
+
+
+class PrivateStandby(PrivatePostgres):
+    """A hot standby of ``primary`` made from a base backup (``pg_basebackup -R``), read-only."""
+
+    options = "-c hot_standby=on -c wal_receiver_status_interval=1"
+
+    def __init__(self, primary: PrivatePostgres) -> None:
+        self.primary = primary
+        super().__init__()
+
+    def create(self) -> None:
+        subprocess.run(
+            _as_postgres(
+                [
+                    _pg_bin("pg_basebackup"),
+                    *("-h", "127.0.0.1", "-p", str(self.primary.port), "-U", "postgres"),
+                    *("-D", str(self.data), "-R", "-X", "stream", "-c", "fast", "--no-sync"),
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
 
 
 class PrivateRedis:

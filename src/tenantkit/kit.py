@@ -102,6 +102,7 @@ class TenantKit:
         self.metrics = Metrics()
         self.database = Database(s.resolved_database_url, settings=s)
         self.store: Store = store if store is not None else create_store(s)
+        self.database.share_writes(self.store)  # read replicas: read-your-writes across processes
         self.metrics.watch_pool(lambda: self.database.engine.pool)
         self.background = Background()
         self.audit_log = AuditLog(

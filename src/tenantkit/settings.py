@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     db_pool_timeout: float = Field(10.0, gt=0)
     db_echo: bool = False
     db_pool_pre_ping: bool = False
+    database_replica_urls: CommaList = Field(default_factory=list)
+    database_replica_max_lag_seconds: float = Field(2.0, ge=0)
+    database_replica_check_seconds: float = Field(1.0, gt=0, le=60)
+    database_read_your_writes_seconds: float = Field(5.0, ge=0, le=3600)
 
     # Redis / stores
     redis_url: str | None = None
@@ -158,6 +162,7 @@ class Settings(BaseSettings):
         "allowed_hosts",
         "csrf_trusted_origins",
         "webhook_allow_hosts",
+        "database_replica_urls",
         mode="before",
     )
     @classmethod
@@ -183,6 +188,16 @@ class Settings(BaseSettings):
     def _check_database_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
             raise ValueError("must start with postgresql+asyncpg:// or sqlite+aiosqlite://")
+        return value
+
+    @field_validator("database_replica_urls")
+    @classmethod
+    def _check_replica_urls(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if value and any(not url.startswith("postgresql+asyncpg://") for url in value):
+            raise ValueError("each replica must start with postgresql+asyncpg://")
+        primary = info.data.get("database_url")
+        if value and not (primary or "").startswith("postgresql+asyncpg://"):
+            raise ValueError("read replicas need a PostgreSQL primary (TENANTKIT_DATABASE_URL)")
         return value
 
     @field_validator("redis_url")

@@ -24,7 +24,7 @@ TAGS = ["inventory"]
 async def list_inventory(request: Request) -> Response:
     """A page of stock levels, in the products' order; ``low_stock`` marks those at or below threshold."""
     query = parse_query(request)
-    async with kit_of(request).database.session() as session:
+    async with kit_of(request).database.read_session() as session:
         products, next_cursor = await paginate(session, select(Product), Product, query)
     items = [
         {

@@ -130,7 +130,7 @@ async def create_order(request: Request) -> Response:
 async def list_orders(request: Request) -> Response:
     """A page of the brand's orders, newest first."""
     query = parse_query(request)
-    async with kit_of(request).database.session() as session:
+    async with kit_of(request).database.read_session() as session:
         orders, next_cursor = await paginate(session, select(Order), Order, query, newest_first=True)
         lines = await _items_of(session, [order.id for order in orders])
     items = [order_to_dict(order, lines[order.id]) for order in orders]
@@ -142,7 +142,7 @@ async def list_orders(request: Request) -> Response:
 async def get_order(request: Request) -> Response:
     """One order of the brand (404 for another brand's)."""
     order_id = path_id(request, what="Order")
-    async with kit_of(request).database.session() as session:
+    async with kit_of(request).database.read_session() as session:
         order = await scoped_get(session, Order, order_id)
         if order is None:
             raise NotFoundError("Order not found.")

@@ -60,7 +60,7 @@ async def list_products(request: Request) -> Response:
                 func.lower(Product.sku).contains(needle, autoescape=True),
             )
         )
-    async with kit_of(request).database.session() as session:
+    async with kit_of(request).database.read_session() as session:
         products, next_cursor = await paginate(session, statement, Product, query)
     return json_response({"items": [product_to_dict(p) for p in products], "next_cursor": next_cursor})
 
@@ -110,7 +110,7 @@ async def create_product(request: Request) -> Response:
 async def get_product(request: Request) -> Response:
     """One product of the brand (404 for another brand's)."""
     product_id = path_id(request, what="Product")
-    async with kit_of(request).database.session() as session:
+    async with kit_of(request).database.read_session() as session:
         product = await scoped_get(session, Product, product_id)
     if product is None:
         raise NotFoundError("Product not found.")

@@ -256,7 +256,7 @@ class AuditLog:
                 or_(table.created_at < at, and_(table.created_at == at, table.id < last))
             )
         with tenant_scope(query.tenant_id):
-            async with self.database.session() as session:
+            async with self.database.read_session() as session:
                 rows = list((await session.scalars(statement.limit(query.limit + 1))).all())
         more = len(rows) > query.limit
         rows = rows[: query.limit]

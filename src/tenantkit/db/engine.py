@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from tenantkit.db.replicas import Replicas, WriteChannel
 from tenantkit.settings import Settings
 
 __all__ = ["Database", "ScopedSession", "UnitOfWork"]
@@ -66,30 +67,25 @@ class Database:
 
     def __init__(self, url: str, *, settings: Settings | None = None, **engine_options: Any) -> None:
         self.url = url
-        # No pre-ping by default: it costs a round trip per checkout. A connection
-        # found dead is a disconnect error, which invalidates the whole pool at once
-        # (that request answers 503, the next one reconnects).
-        # Statement parameters never reach logs or exception messages: they carry
-        # secrets (webhook signing secrets, token hashes) and personal data.
-        options: dict[str, Any] = {"hide_parameters": True}
-        if settings is not None:
-            options["echo"] = settings.db_echo
-        if url.startswith("sqlite"):
-            options["connect_args"] = {"timeout": 30}
-        elif settings is not None:
-            options.update(
-                pool_pre_ping=settings.db_pool_pre_ping,
-                pool_size=settings.db_pool_size,
-                max_overflow=settings.db_max_overflow,
-                pool_timeout=settings.db_pool_timeout,
-            )
-        options.update(engine_options)
-        self.engine: AsyncEngine = create_async_engine(url, **options)
+        self.engine: AsyncEngine = create_async_engine(url, **_engine_options(url, settings, engine_options))
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
             self.engine, expire_on_commit=False, sync_session_class=ScopedSession
         )
+        self.replicas: Replicas | None = None
+        if settings is not None and settings.database_replica_urls:
+            self.replicas = Replicas(
+                [
+                    (url, create_async_engine(url, **_engine_options(url, settings, engine_options)))
+                    for url in settings.database_replica_urls
+                ],
+                session_class=ScopedSession,
+                max_lag=settings.database_replica_max_lag_seconds,
+                check_seconds=settings.database_replica_check_seconds,
+                window=settings.database_read_your_writes_seconds,
+            )
+            self.replicas.watch(self.engine)
 
     @property
     def dialect(self) -> str:
@@ -97,8 +93,51 @@ class Database:
         return self.engine.dialect.name
 
     def session(self) -> AsyncSession:
-        """A new tenant-scoped ``AsyncSession`` (use as ``async with db.session() as s``)."""
+        """A new tenant-scoped ``AsyncSession`` on the primary (``async with db.session() as s``)."""
         return self.sessionmaker()
+
+    @contextlib.asynccontextmanager
+    async def read_session(self) -> AsyncIterator[AsyncSession]:
+        """A tenant-scoped session for reads that tolerate replication lag.
+
+        On a read replica when one is configured, healthy and within the lag
+        bound, and the running request has not written nor its user within the
+        read-your-writes window; on the primary otherwise (a replica that
+        cannot be reached falls back to the primary, no error). The same
+        scoping and row-level security apply. Never write through it.
+
+        Example:
+            ```python
+            async with database.read_session() as session:
+                products = (await session.scalars(select(Product))).all()
+            ```
+        """
+        replicas = self.replicas
+        if replicas is not None:
+            await replicas.start()
+            if not replicas.must_use_primary():
+                for replica in replicas.candidates():
+                    connection = await replicas.connect(replica)
+                    if connection is None:
+                        continue
+                    replica.reads += 1
+                    try:
+                        async with replica.sessionmaker(bind=connection) as session:
+                            yield session
+                    finally:
+                        await connection.close()
+                    return
+        async with self.session() as session:
+            yield session
+
+    def share_writes(self, channel: WriteChannel) -> None:
+        """Hear and tell other processes which users just wrote (pass the kit's store).
+
+        Without it each process knows only its own writes; with it a user's
+        reads stay on the primary everywhere for the read-your-writes window.
+        """
+        if self.replicas is not None:
+            self.replicas.share_writes(channel)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[UnitOfWork]:
@@ -123,5 +162,29 @@ class Database:
             await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection (and stop watching the replicas)."""
+        if self.replicas is not None:
+            await self.replicas.stop()
         await self.engine.dispose()
+
+
+def _engine_options(url: str, settings: Settings | None, extra: dict[str, Any]) -> dict[str, Any]:
+    # No pre-ping by default: it costs a round trip per checkout. A connection
+    # found dead is a disconnect error, which invalidates the whole pool at once
+    # (that request answers 503, the next one reconnects).
+    # Statement parameters never reach logs or exception messages: they carry
+    # secrets (webhook signing secrets, token hashes) and personal data.
+    options: dict[str, Any] = {"hide_parameters": True}
+    if settings is not None:
+        options["echo"] = settings.db_echo
+    if url.startswith("sqlite"):
+        options["connect_args"] = {"timeout": 30}
+    elif settings is not None:
+        options.update(
+            pool_pre_ping=settings.db_pool_pre_ping,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout,
+        )
+    options.update(extra)
+    return options

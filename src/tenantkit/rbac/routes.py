@@ -100,7 +100,7 @@ class RoleRoutes:
             if name != SUPER_ADMIN
         ]
         with tenant_context(tenant):
-            async with self.database.session() as session:
+            async with self.database.read_session() as session:
                 rows = (
                     await session.scalars(select(Role).where(Role.tenant_id == tenant.id).order_by(Role.name))
                 ).all()

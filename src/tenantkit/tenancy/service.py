@@ -228,8 +228,8 @@ class TenancyService(InvitationRules):
     # ------------------------------------------------------------------ #
 
     async def list_members(self, tenant: TenantRef) -> list[Member]:
-        """The tenant's members by email."""
-        async with self.database.session() as session:
+        """The tenant's members by email (a read replica may answer)."""
+        async with self.database.read_session() as session:
             rows = await session.execute(
                 select(User.id, User.email, Membership.role, Membership.created_at)
                 .join(Membership, Membership.user_id == User.id)
