@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, StringConstraints
 
-__all__ = ["EMAIL_MAX_LENGTH", "EMAIL_PATTERN", "Email", "normalize_email", "normalize_slug", "slugify"]
+__all__ = [
+    "EMAIL_MAX_LENGTH",
+    "EMAIL_PATTERN",
+    "STORABLE_TEXT",
+    "Email",
+    "StorableText",
+    "normalize_email",
+    "normalize_slug",
+    "slugify",
+]
 
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -25,6 +34,23 @@ EMAIL_PATTERN = rf"^{_ATOM}(?:\.{_ATOM})*@(?:{_LABEL}\.)+{_TLD}$"
 #: The longest address accepted (RFC 5321's path limit, less its angle brackets).
 EMAIL_MAX_LENGTH = 254
 _EMAIL = re.compile(EMAIL_PATTERN)
+#: What the edge accepts in any string (no NUL, no unpaired surrogate), as a JSON schema
+#: fragment for fields whose model does not state a stricter pattern. Documentation only:
+#: ``tenantkit.http`` enforces it for every body (pydantic's regex engine has no surrogates).
+STORABLE_TEXT: dict[str, str] = {"pattern": "^[^\\x00\\ud800-\\udfff]*$"}
+
+
+class StorableText:
+    """``Annotated[str, ..., StorableText()]``: the string's JSON schema gets :data:`STORABLE_TEXT`.
+
+    Works where ``Field(json_schema_extra=...)`` does not (inside ``X | None``).
+    """
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> Any:
+        schema = handler(core_schema)
+        if schema.get("type") == "string" and "pattern" not in schema:
+            schema.update(STORABLE_TEXT)
+        return schema
 
 
 def normalize_email(value: str) -> str:

@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Route
 
 from tenantkit.audit.log import AuditLog, AuditQuery
 from tenantkit.http import RequestModel, parse_query
+from tenantkit.normalize import StorableText
 from tenantkit.openapi import describe
 from tenantkit.openapi.schemas import AuditPage
 from tenantkit.pagination import CursorParam
@@ -38,7 +39,7 @@ Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
 class AuditQueryParams(RequestModel):
     """Query of ``GET /audit`` (an unknown parameter is a 422, a malformed cursor a 400)."""
 
-    action: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+    action: Annotated[str, StringConstraints(min_length=1, max_length=64), StorableText()] | None = Field(
         default=None, description="Only events with this action (`role.created`)."
     )
     actor_id: uuid.UUID | None = Field(default=None, description="Only events by this user.")

@@ -8,7 +8,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from tenantkit.auth.passwords import MAX_PASSWORD_BYTES
 from tenantkit.http import check_text
-from tenantkit.normalize import Email
+from tenantkit.normalize import Email, StorableText
 
 __all__ = [
     "AcceptInvitationIn",
@@ -40,12 +40,21 @@ NewPassword = Annotated[
     str,
     StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH),
     AfterValidator(check_text),
+    StorableText(),
 ]
 #: A password being checked (login, current password): at most 1024 characters.
-Password = Annotated[str, StringConstraints(max_length=MAX_ANY_PASSWORD_LENGTH), AfterValidator(check_text)]
+Password = Annotated[
+    str,
+    StringConstraints(max_length=MAX_ANY_PASSWORD_LENGTH),
+    AfterValidator(check_text),
+    StorableText(),
+]
 #: A token (refresh, invitation, password reset): ``SafeText`` of 1 to 512 characters.
 Token = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_TOKEN_LENGTH), AfterValidator(check_text)
+    str,
+    StringConstraints(min_length=1, max_length=MAX_TOKEN_LENGTH),
+    AfterValidator(check_text),
+    StorableText(),
 ]
 
 
@@ -56,7 +65,7 @@ class _Body(BaseModel):
 class RegisterIn(_Body):
     email: Email
     password: NewPassword
-    tenant_name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    tenant_name: Annotated[str, Field(min_length=1, max_length=200), StorableText()] | None = None
     invite_token: Token | None = None
 
 
@@ -70,7 +79,7 @@ class RefreshIn(_Body):
 
 
 class SwitchTenantIn(_Body):
-    tenant: Annotated[str, Field(min_length=1, max_length=100)]
+    tenant: Annotated[str, Field(min_length=1, max_length=100), StorableText()]
 
 
 class AcceptInvitationIn(_Body):

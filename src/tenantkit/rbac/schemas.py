@@ -7,13 +7,15 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tenantkit.normalize import StorableText
+
 __all__ = ["RoleIn", "RoleName", "RoleOut", "RolePage", "RolePatchIn", "role_bodies"]
 
 RoleName = Annotated[str, Field(min_length=2, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
 #: ``products.read``, ``products.*`` or ``*`` (the registry's ``valid_pattern``).
 PERMISSION_PATTERN = r"^(\*|[a-z][a-z0-9_-]*\.(\*|[a-z][a-z0-9_-]*))$"
 Pattern = Annotated[str, Field(min_length=1, max_length=128, pattern=PERMISSION_PATTERN)]
-Description = Annotated[str, Field(max_length=500)]
+Description = Annotated[str, Field(max_length=500), StorableText()]
 Permissions = Annotated[list[Pattern], Field(max_length=500)]
 
 

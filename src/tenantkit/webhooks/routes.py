@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from tenantkit.errors import ValidationError
 from tenantkit.http import json_response, parse_body, path_uuid
+from tenantkit.normalize import StorableText
 from tenantkit.openapi import describe
 from tenantkit.openapi.schemas import (
     DeliveryQuery,
@@ -116,7 +117,11 @@ class WebhookEndpointIn(pydantic.BaseModel):
         list[Annotated[str, pydantic.StringConstraints(max_length=MAX_EVENT_TYPE, pattern=EVENT_PATTERN)]],
         pydantic.Field(min_length=1, max_length=MAX_EVENTS),
     ]
-    description: Annotated[str, pydantic.StringConstraints(max_length=MAX_DESCRIPTION)] = ""
+    description: Annotated[
+        str,
+        pydantic.StringConstraints(max_length=MAX_DESCRIPTION),
+        StorableText(),
+    ] = ""
 
 
 def endpoint_to_dict(endpoint: WebhookEndpoint, secret: str | None = None) -> dict[str, Any]:
