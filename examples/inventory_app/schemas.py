@@ -175,9 +175,15 @@ class ListQuery(RequestModel):
 
     limit: int = Field(default=20, ge=1, le=MAX_LIMIT)
     cursor: CursorParam | None = None
-    q: Annotated[str, StringConstraints(max_length=200), _STORABLE] | None = Field(
-        default=None, description="case-insensitive search in name and sku"
-    )
+    q: (
+        Annotated[
+            str,
+            StringConstraints(max_length=200),
+            _STORABLE,
+            Field(json_schema_extra={"pattern": "^[^\\x00]*$"}),
+        ]
+        | None
+    ) = Field(default=None, description="case-insensitive search in name and sku")
 
 
 class InventoryItem(BaseModel):

@@ -34,10 +34,11 @@ EMAIL_PATTERN = rf"^{_ATOM}(?:\.{_ATOM})*@(?:{_LABEL}\.)+{_TLD}$"
 #: The longest address accepted (RFC 5321's path limit, less its angle brackets).
 EMAIL_MAX_LENGTH = 254
 _EMAIL = re.compile(EMAIL_PATTERN)
-#: What the edge accepts in any string (no NUL, no unpaired surrogate), as a JSON schema
-#: fragment for fields whose model does not state a stricter pattern. Documentation only:
-#: ``tenantkit.http`` enforces it for every body (pydantic's regex engine has no surrogates).
-STORABLE_TEXT: dict[str, str] = {"pattern": "^[^\\x00\\ud800-\\udfff]*$"}
+#: What the edge accepts in any string (no NUL), as a JSON schema fragment for fields whose
+#: model states no stricter pattern. Documentation only: ``tenantkit.http`` enforces it for
+#: every body. (Unpaired surrogates, also refused, cannot be sent as UTF-8 and a pattern
+#: naming them is not portable, so the pattern leaves them out.)
+STORABLE_TEXT: dict[str, str] = {"pattern": "^[^\\x00]*$"}
 
 
 class StorableText:

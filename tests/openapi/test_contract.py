@@ -43,6 +43,17 @@ INHERENT: dict[tuple[str, str], tuple[int, str]] = {
         "a well-formed reset token the server never issued (or one expired or used) is a 400 "
         "by the HTTP contract: whether a token is live is state, not shape",
     ),
+    ("POST", "/users/invitations"): (
+        422,
+        "a role name of the right shape that names no built-in or custom role of the tenant is a "
+        "422: custom roles are tenant data created at run time, not part of the document",
+    ),
+    ("PATCH", "/users/{user_id}/role"): (422, "as for invitations: an unknown role name is a 422"),
+    ("PUT", "/files/_local/{token}"): (
+        400,
+        "the uploaded bytes must be exactly the size (and type) declared by POST /files/uploads: "
+        "the declaration is state the upload URL's schema cannot carry",
+    ),
     ("POST", "/orders"): (
         422,
         "an order whose total (sum of quantity x price over its lines, at today's prices) exceeds "
@@ -64,8 +75,7 @@ def _config(path: Path) -> Path:
         statuses = ", ".join(f'"{s}"' for s in [*_DEFAULT_ACCEPTED, str(status)])
         lines += [
             "[[operations]]",
-            f'include-path = "{route}"',
-            f'include-method = "{method}"',
+            f'include-name = "{method} {route}"',
             f"checks.positive_data_acceptance.expected-statuses = [{statuses}]",
             "",
         ]
