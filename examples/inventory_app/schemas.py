@@ -9,6 +9,7 @@ the OpenAPI document is generated from, so the document states what is accepted.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -20,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    create_model,
     field_validator,
 )
 
@@ -45,6 +47,7 @@ __all__ = [
     "ProductList",
     "ProductOut",
     "ProductPatch",
+    "file_upload_body",
 ]
 
 MAX_LIMIT = 100
@@ -172,9 +175,15 @@ class ListQuery(RequestModel):
 
     limit: int = Field(default=20, ge=1, le=MAX_LIMIT)
     cursor: CursorParam | None = None
-    q: Annotated[str, StringConstraints(max_length=200), _STORABLE] | None = Field(
-        default=None, description="case-insensitive search in name and sku"
-    )
+    q: (
+        Annotated[
+            str,
+            StringConstraints(max_length=200),
+            _STORABLE,
+            Field(json_schema_extra={"pattern": "^[^\\x00]*$"}),
+        ]
+        | None
+    ) = Field(default=None, description="case-insensitive search in name and sku")
 
 
 class InventoryItem(BaseModel):
@@ -265,13 +274,40 @@ class OrderList(BaseModel):
     next_cursor: str | None
 
 
+#: A file name whose last path segment (what is kept for display) has a character that
+#: survives the service's clean-up (no control or format character, no space): printable
+#: ASCII, Latin letters, CJK ideographs or Hangul. Anything else would be an empty name.
+#: No NUL anywhere (a database cannot store it).
+FILENAME_PATTERN = (
+    r"^(?:[^/\\\x00]*[/\\])*[^/\\\x00]*"
+    r"[!-.0-\[\]-~\u00a1-\u00ac\u00ae-\u024f\u4e00-\u9fff\uac00-\ud7a3][^/\\\x00]*$"
+)
+
+
 class FileUploadIn(_In):
     """``POST /files/uploads``: what the client is about to upload."""
 
-    filename: Annotated[str, StringConstraints(min_length=1, max_length=255), _STORABLE]
+    filename: Annotated[
+        str, StringConstraints(min_length=1, max_length=255, pattern=FILENAME_PATTERN), _STORABLE
+    ]
     content_type: Annotated[str, StringConstraints(min_length=1, max_length=127), _STORABLE]
     size: Annotated[int, Field(ge=1, le=2**53), _INTEGRAL]
     visibility: Literal["private", "public"] = "private"
+
+
+def file_upload_body(allowed_types: Iterable[str], max_size: int) -> type[FileUploadIn]:
+    """``FileUploadIn`` for one file service: its allowed content types and its size limit.
+
+    The allow-list and the size limit are the service's (settings), so the model,
+    and the document built from it, is made when the routes are.
+    """
+    types = tuple(sorted(allowed_types))
+    fields: dict[str, Any] = {
+        "content_type": (Literal[types], ...),  # type: ignore[valid-type]
+        "size": (Annotated[int, Field(ge=1, le=max_size), _INTEGRAL], ...),
+    }
+    model = create_model("FileUploadIn", __base__=FileUploadIn, __doc__=FileUploadIn.__doc__, **fields)
+    return model
 
 
 class PresignedUploadOut(BaseModel):

@@ -25,8 +25,12 @@ def routes(kit: TenantKit) -> list[BaseRoute]:
         Route("/orders", orders.list_orders, methods=["GET"]),
         Route("/orders", orders.create_order, methods=["POST"]),
         Route("/orders/{id}", orders.get_order, methods=["GET"]),
-        Route("/files/uploads", files.create_upload, methods=["POST"]),
-        Route("/files/{id}/complete", files.complete_upload, methods=["POST"]),
-        Route("/files/{id}", files.get_file, methods=["GET"]),
+        Route(
+            "/files/uploads",
+            files.upload_endpoint(kit.files.allowed_types, kit.files.max_size),
+            methods=["POST"],
+        ),
+        Route("/files/{id:uuid}/complete", files.complete_upload, methods=["POST"]),
+        Route("/files/{id:uuid}", files.get_file, methods=["GET"]),
         *webhook_routes(kit.webhooks, decorate=requires_permissions("webhooks.manage")),
     ]

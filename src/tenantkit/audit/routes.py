@@ -4,57 +4,49 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated
 
+from pydantic import BeforeValidator, Field, StringConstraints
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from tenantkit.audit.log import AuditLog, AuditQuery
-from tenantkit.errors import ValidationError
+from tenantkit.http import RequestModel, parse_query
+from tenantkit.normalize import StorableText
+from tenantkit.openapi import describe
+from tenantkit.openapi.schemas import AuditPage
+from tenantkit.pagination import CursorParam
 from tenantkit.rbac.decorators import current_permissions, requires_permissions
 
-__all__ = ["AuditRoutes"]
-
-_ALLOWED = {"action", "actor_id", "since", "until", "limit", "cursor"}
+__all__ = ["AuditQueryParams", "AuditRoutes"]
 
 
-def _parse(request: Request) -> dict[str, Any]:
-    params = request.query_params
-    errors: list[dict[str, Any]] = []
-    values: dict[str, Any] = {}
+def _timestamp(value: object) -> object:
+    """ISO 8601 (``Z`` or an offset; ``+`` may arrive as a space); naive times are UTC."""
+    if not isinstance(value, str):
+        return value
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "+"))
+    except ValueError:
+        raise ValueError("must be an ISO 8601 timestamp") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
-    def fail(name: str, message: str) -> None:
-        errors.append({"loc": ["query", name], "msg": message, "type": "value_error"})
 
-    for name in params:
-        if name not in _ALLOWED:
-            fail(name, "unknown query parameter")
-    if params.get("action"):
-        values["action"] = params["action"][:64]
-    if params.get("actor_id"):
-        try:
-            values["actor_id"] = uuid.UUID(params["actor_id"])
-        except ValueError:
-            fail("actor_id", "must be a UUID")
-    for name in ("since", "until"):
-        if params.get(name):
-            try:
-                moment = datetime.fromisoformat(params[name].replace("Z", "+00:00").replace(" ", "+"))
-            except ValueError:
-                fail(name, "must be an ISO 8601 timestamp")
-                continue
-            values[name] = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    raw_limit = params.get("limit", "50")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 500:
-        fail("limit", "must be an integer from 1 to 500")
-    else:
-        values["limit"] = int(raw_limit)
-    if params.get("cursor"):
-        values["cursor"] = params["cursor"]
-    if errors:
-        raise ValidationError(errors)
-    return values
+Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
+
+
+class AuditQueryParams(RequestModel):
+    """Query of ``GET /audit`` (an unknown parameter is a 422, a malformed cursor a 400)."""
+
+    action: Annotated[str, StringConstraints(min_length=1, max_length=64), StorableText()] | None = Field(
+        default=None, description="Only events with this action (`role.created`)."
+    )
+    actor_id: uuid.UUID | None = Field(default=None, description="Only events by this user.")
+    since: Timestamp | None = Field(default=None, description="Only events at or after this time.")
+    until: Timestamp | None = Field(default=None, description="Only events before this time.")
+    limit: int = Field(default=50, ge=1, le=500, description="Page size.")
+    cursor: CursorParam | None = None
 
 
 class AuditRoutes:
@@ -67,12 +59,18 @@ class AuditRoutes:
         """The audit log route."""
         return [Route("/audit", self.list_events, methods=["GET"], name="audit:list")]
 
+    @describe(
+        summary="The tenant's audit log, newest first",
+        query=AuditQueryParams,
+        response=AuditPage,
+        tags=["audit"],
+    )
     @requires_permissions("audit.read")
     async def list_events(self, request: Request) -> Response:
         _, tenant, _, _ = await current_permissions(request)
-        filters = _parse(request)
+        query = parse_query(request, AuditQueryParams)
         await self.audit_log.flush()  # this instance's buffered events are readable at once
-        items, next_cursor = await self.audit_log.query(AuditQuery(tenant.id, **filters))
+        items, next_cursor = await self.audit_log.query(AuditQuery(tenant.id, **query.model_dump()))
         return JSONResponse(
             {"items": items, "next_cursor": next_cursor}, headers={"Cache-Control": "no-store"}
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Protocol
 
+from pydantic import Field
 from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -18,15 +19,18 @@ from starlette.routing import BaseRoute, Route
 
 from tenantkit.db.engine import Database
 from tenantkit.db.models import User
-from tenantkit.errors import NotFoundError, ValidationError
+from tenantkit.errors import NotFoundError
 from tenantkit.events import NIL_TENANT
-from tenantkit.http import path_uuid
+from tenantkit.http import RequestModel, parse_query, path_uuid
 from tenantkit.jobs.deadletters import ALL_TENANTS
 from tenantkit.jobs.runner import JobRunner
+from tenantkit.openapi import describe
+from tenantkit.openapi.schemas import DeadLetterPage, RequeuedJobOut
+from tenantkit.pagination import CursorParam
 from tenantkit.rbac.decorators import current_permissions, requires_permissions
 from tenantkit.rbac.roles import SUPER_ADMIN
 
-__all__ = ["AuditWriter", "DeadLetterRoutes", "job_routes"]
+__all__ = ["AuditWriter", "DeadLetterQuery", "DeadLetterRoutes", "job_routes"]
 
 
 class AuditWriter(Protocol):
@@ -44,13 +48,11 @@ class AuditWriter(Protocol):
         """Record one event."""
 
 
-def _limit(request: Request) -> int:
-    raw = request.query_params.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= 500:
-        raise ValidationError(
-            [{"loc": ["query", "limit"], "msg": "must be an integer from 1 to 500", "type": "value_error"}]
-        )
-    return int(raw)
+class DeadLetterQuery(RequestModel):
+    """Query of ``GET /jobs/dead-letters`` (an unknown parameter is a 422, a malformed cursor a 400)."""
+
+    limit: int = Field(default=50, ge=1, le=500, description="Page size.")
+    cursor: CursorParam | None = None
 
 
 class DeadLetterRoutes:
@@ -76,18 +78,26 @@ class DeadLetterRoutes:
                 return principal.user_id, ALL_TENANTS
         return principal.user_id, tenant.id
 
+    @describe(
+        summary="List dead-lettered jobs",
+        query=DeadLetterQuery,
+        response=DeadLetterPage,
+        tags=["jobs"],
+    )
     @requires_permissions("jobs.manage")
     async def list_dead_letters(self, request: Request) -> Response:
         """``GET /jobs/dead-letters?limit=&cursor=``: newest first."""
+        query = parse_query(request, DeadLetterQuery)
         _, scope = await self._scope(request)
         rows, next_cursor = await self.jobs.dead_letters(
-            tenant_id=scope, limit=_limit(request), cursor=request.query_params.get("cursor")
+            tenant_id=scope, limit=query.limit, cursor=query.cursor
         )
         return JSONResponse(
             {"items": [self.jobs.dead_letter_json(r) for r in rows], "next_cursor": next_cursor},
             headers={"Cache-Control": "no-store"},
         )
 
+    @describe(summary="Requeue a dead-lettered job", response=RequeuedJobOut, status=202, tags=["jobs"])
     @requires_permissions("jobs.manage")
     async def requeue(self, request: Request) -> Response:
         """``POST /jobs/dead-letters/{id}/requeue``: 202 with the new job id."""

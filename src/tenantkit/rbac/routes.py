@@ -6,6 +6,10 @@ Members, invitations and the platform's tenant API live in
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
@@ -22,7 +26,10 @@ from tenantkit.openapi import describe
 from tenantkit.rbac.decorators import current_permissions, requires_permissions
 from tenantkit.rbac.registry import PermissionRegistry
 from tenantkit.rbac.roles import BUILTIN_ROLES, SUPER_ADMIN, RoleBook
-from tenantkit.rbac.schemas import RoleIn, RoleOut, RolePage, RolePatchIn
+from tenantkit.rbac.schemas import RoleIn, RoleOut, RolePage, RolePatchIn, role_bodies
+from tenantkit.routing import DESCRIPTION_ATTRIBUTE
+
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 __all__ = ["RoleRoutes"]
 
@@ -30,6 +37,17 @@ __all__ = ["RoleRoutes"]
 def _within(held: frozenset[str], wanted: frozenset[str]) -> None:
     if not wanted <= held:
         raise PermissionDeniedError("You cannot grant permissions you do not hold.")
+
+
+def _documenting(handler: Endpoint, **changes: Any) -> Endpoint:
+    """``handler`` with its ``describe(...)`` changed for this instance (the body's documented enum)."""
+
+    @functools.wraps(handler)
+    async def endpoint(request: Request) -> Response:
+        return await handler(request)
+
+    setattr(endpoint, DESCRIPTION_ATTRIBUTE, {**getattr(handler, DESCRIPTION_ATTRIBUTE), **changes})
+    return endpoint
 
 
 class RoleRoutes:
@@ -57,12 +75,28 @@ class RoleRoutes:
         self.database = database
         self.events = events
         self.depth = max_json_depth
+        self.role_in, self.role_patch_in = role_bodies(self._grantable)
+
+    def _grantable(self) -> list[str]:
+        """Every code and wildcard a role may name: those matching at least one tenant permission."""
+        codes = self.registry.tenant_codes
+        return sorted({*codes, *(code.split(".", 1)[0] + ".*" for code in codes), *(("*",) if codes else ())})
 
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/roles", self.list_roles, methods=["GET"], name="roles:list"),
-            Route("/roles", self.create_role, methods=["POST"], name="roles:create"),
-            Route("/roles/{name}", self.update_role, methods=["PATCH"], name="roles:update"),
+            Route(
+                "/roles",
+                _documenting(self.create_role, body=self.role_in),
+                methods=["POST"],
+                name="roles:create",
+            ),
+            Route(
+                "/roles/{name}",
+                _documenting(self.update_role, body=self.role_patch_in),
+                methods=["PATCH"],
+                name="roles:update",
+            ),
             Route("/roles/{name}", self.delete_role, methods=["DELETE"], name="roles:delete"),
         ]
 

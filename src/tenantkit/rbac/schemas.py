@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["RoleIn", "RoleName", "RoleOut", "RolePage", "RolePatchIn"]
+from tenantkit.normalize import StorableText
+
+__all__ = ["RoleIn", "RoleName", "RoleOut", "RolePage", "RolePatchIn", "role_bodies"]
 
 RoleName = Annotated[str, Field(min_length=2, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
-Pattern = Annotated[str, Field(min_length=1, max_length=128)]
+#: ``products.read``, ``products.*`` or ``*`` (the registry's ``valid_pattern``).
+PERMISSION_PATTERN = r"^(\*|[a-z][a-z0-9_-]*\.(\*|[a-z][a-z0-9_-]*))$"
+Pattern = Annotated[str, Field(min_length=1, max_length=128, pattern=PERMISSION_PATTERN)]
+Description = Annotated[str, Field(max_length=500), StorableText()]
+Permissions = Annotated[list[Pattern], Field(max_length=500)]
+
+
+def _absent_not_null(schema: dict[str, Any]) -> None:
+    """Optional fields of a PATCH may be left out but never be ``null``: say so in the schema."""
+    for prop in schema.get("properties", {}).values():
+        options = prop.get("anyOf")
+        if isinstance(options, list) and {"type": "null"} in options:
+            rest = [o for o in options if o != {"type": "null"}]
+            del prop["anyOf"]
+            prop.pop("default", None)
+            if len(rest) == 1:
+                prop.update(rest[0])
+            else:
+                prop["anyOf"] = rest
 
 
 class _Body(BaseModel):
@@ -17,14 +38,57 @@ class _Body(BaseModel):
 
 
 class RoleIn(_Body):
+    """``POST /roles``: a custom role and the permission codes (or wildcards) it grants."""
+
     name: RoleName
-    permissions: Annotated[list[Pattern], Field(max_length=500)]
-    description: Annotated[str, Field(max_length=500)] = ""
+    permissions: Permissions
+    description: Description = ""
 
 
 class RolePatchIn(_Body):
-    permissions: Annotated[list[Pattern], Field(max_length=500)] | None = None
-    description: Annotated[str, Field(max_length=500)] | None = None
+    """``PATCH /roles/{name}``: any subset of the fields; a field may be left out, never ``null``."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_absent_not_null)
+
+    permissions: Permissions | None = None
+    description: Description | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may be left out, but not null")
+        return value
+
+
+def role_bodies(grantable: Callable[[], Iterable[str]]) -> tuple[type[RoleIn], type[RolePatchIn]]:
+    """``RoleIn`` and ``RolePatchIn`` whose documented ``permissions`` are an enum of ``grantable()``.
+
+    A well-formed code no registry knows is a 422, so the document lists the
+    codes and wildcards a role may name (read when the document is built, after
+    every permission is registered) instead of the bare pattern. Validation is
+    the base models'; these subclasses only document.
+    """
+
+    def enum(schema: dict[str, Any]) -> None:
+        prop = schema.get("properties", {}).get("permissions", {})
+        for option in [prop, *prop.get("anyOf", ())]:
+            if option.get("type") == "array":
+                option["items"] = {"type": "string", "enum": sorted(grantable())}
+
+    def patch_enum(schema: dict[str, Any]) -> None:
+        _absent_not_null(schema)
+        enum(schema)
+
+    create = type(
+        "RoleIn", (RoleIn,), {"__doc__": RoleIn.__doc__, "model_config": ConfigDict(json_schema_extra=enum)}
+    )
+    patch = type(
+        "RolePatchIn",
+        (RolePatchIn,),
+        {"__doc__": RolePatchIn.__doc__, "model_config": ConfigDict(json_schema_extra=patch_enum)},
+    )
+    return create, patch
 
 
 class RoleOut(BaseModel):

@@ -55,8 +55,8 @@ class MemberRoutes:
                 methods=["DELETE"],
                 name="users:revoke-invitation",
             ),
-            Route("/users/{user_id}/role", self.change_role, methods=["PATCH"], name="users:role"),
-            Route("/users/{user_id}", self.remove_member, methods=["DELETE"], name="users:remove"),
+            Route("/users/{user_id:uuid}/role", self.change_role, methods=["PATCH"], name="users:role"),
+            Route("/users/{user_id:uuid}", self.remove_member, methods=["DELETE"], name="users:remove"),
         ]
 
     @describe(summary="Members of the current tenant", response=MemberPage, tags=["users"])

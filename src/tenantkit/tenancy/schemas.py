@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tenantkit.normalize import Email
+from tenantkit.normalize import Email, StorableText
 from tenantkit.rbac.schemas import RoleName
 
 __all__ = [
@@ -53,7 +53,7 @@ class RoleChangeIn(_Body):
 class TenantPatchIn(_Body):
     status: Literal["active", "suspended"] | None = None
     open_signup: bool | None = None
-    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    name: Annotated[str, Field(min_length=1, max_length=200), StorableText()] | None = None
 
 
 class MemberOut(BaseModel):

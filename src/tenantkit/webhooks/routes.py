@@ -10,8 +10,9 @@ expose the outbox. The handlers act in the request's tenant; protect them with
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+import string
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Annotated, Any
 
 import pydantic
 from starlette.requests import Request
@@ -20,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from tenantkit.errors import ValidationError
 from tenantkit.http import json_response, parse_body, path_uuid
+from tenantkit.normalize import StorableText
 from tenantkit.openapi import describe
 from tenantkit.openapi.schemas import (
     DeliveryQuery,
@@ -29,7 +31,8 @@ from tenantkit.openapi.schemas import (
     WebhookEndpointPage,
 )
 from tenantkit.webhooks.models import DELIVERY_STATUSES, WebhookDelivery, WebhookEndpoint
-from tenantkit.webhooks.service import WebhookService
+from tenantkit.webhooks.service import MAX_DESCRIPTION, MAX_EVENT_TYPE, MAX_EVENTS, WebhookService
+from tenantkit.webhooks.ssrf import MAX_URL_LENGTH
 
 __all__ = [
     "WebhookEndpointIn",
@@ -46,14 +49,79 @@ __all__ = [
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
+def _letters(chars: str) -> str:
+    return "".join(f"{c}{c.upper()}" for c in sorted(chars))
+
+
+def _tld_except(words: Iterable[str], low: int, high: int) -> str:
+    """A regex (no lookarounds) for ``low``-``high`` ASCII letters, any case, other than ``words``."""
+    trie: dict[str, Any] = {}
+    for word in words:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def build(node: dict[str, Any], depth: int) -> str:
+        children = sorted(c for c in node if c)
+        options = []
+        others = "".join(c for c in string.ascii_lowercase if c not in children)
+        rest_low, rest_high = max(low - depth - 1, 0), high - depth - 1
+        if others and rest_high >= 0:
+            options.append(f"[{_letters(others)}][A-Za-z]{{{rest_low},{rest_high}}}")
+        options += [f"[{_letters(c)}]{build(node[c], depth + 1)}" for c in children if depth + 1 <= high]
+        group = f"(?:{'|'.join(options)})" if options else ""
+        ends_here = "" not in node and depth >= low
+        if not group:
+            return ""
+        return f"{group}?" if ends_here else group
+
+    return build(trie, 0)
+
+
+_HOST_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+#: A webhook URL the SSRF check (:func:`tenantkit.webhooks.ssrf.validate_url`) accepts, as a
+#: pattern: ``http(s)://`` and a host name of two to four labels whose last one (the TLD) is
+#: letters and not ``local``, ``localhost``, ``localdomain``, ``internal`` or ``arpa``, an
+#: optional port (1-65535), then any printable ASCII but a backslash. IP literals and names of
+#: the allow list (``TENANTKIT_WEBHOOK_ALLOW_HOSTS``) are also accepted when they pass the check.
+WEBHOOK_URL_PATTERN = (
+    rf"^[Hh][Tt][Tt][Pp][Ss]?://(?:{_HOST_LABEL}\.){{1,3}}"
+    rf"{_tld_except(['local', 'localhost', 'localdomain', 'internal', 'arpa'], 2, 61)}"
+    rf"(?::{_PORT})?(?:[/?#][!-\[\]-~]*)?$"
+)
+#: An event type (``order.created``), a prefix (``order.*``) or ``*``.
+EVENT_PATTERN = r"^(?:\*|[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*(?:\.\*)?)$"
+
+
 class WebhookEndpointIn(pydantic.BaseModel):
-    """Body of ``POST /webhooks``."""
+    """Body of ``POST /webhooks``: the URL to call and the events it subscribes to."""
 
     model_config = pydantic.ConfigDict(extra="forbid", strict=True)
 
-    url: str
-    events: list[str]
-    description: str = ""
+    #: The pattern documents the URLs the SSRF check accepts; the check itself (with its
+    #: precise 422 reason, and the allow list) is the service's, so it is not enforced twice.
+    url: Annotated[
+        str,
+        pydantic.StringConstraints(max_length=MAX_URL_LENGTH),
+        pydantic.Field(
+            description=(
+                "An `http(s)` URL with a public host name (see the pattern). IP literals must be "
+                "public and dotted-decimal; hosts of the server's allow list are accepted as well."
+            ),
+            json_schema_extra={"pattern": WEBHOOK_URL_PATTERN},
+        ),
+    ]
+    events: Annotated[
+        list[Annotated[str, pydantic.StringConstraints(max_length=MAX_EVENT_TYPE, pattern=EVENT_PATTERN)]],
+        pydantic.Field(min_length=1, max_length=MAX_EVENTS),
+    ]
+    description: Annotated[
+        str,
+        pydantic.StringConstraints(max_length=MAX_DESCRIPTION),
+        StorableText(),
+    ] = ""
 
 
 def endpoint_to_dict(endpoint: WebhookEndpoint, secret: str | None = None) -> dict[str, Any]:
