@@ -10,6 +10,7 @@ from sqlalchemy import event, func, select
 from tenantkit.admin import create_user
 from tenantkit.audit import AuditLog
 from tenantkit.db.models import AuditEvent
+from tenantkit.db.scoping import tenant_scope
 from tests.helpers import Api, assert_problem
 
 PASSWORD = "correct horse battery"
@@ -115,11 +116,12 @@ async def test_shutdown_flushes_every_buffered_event(kit_factory: Any, settings_
     assert kit.audit_log.pending == 250
     await kit.shutdown()
     reopened = kit_factory()
-    async with reopened.database.session() as session:
-        count = await session.scalar(
-            select(func.count()).select_from(AuditEvent).where(AuditEvent.tenant_id == tenant_id)
-        )
-    assert count == 250
+    with tenant_scope(tenant_id):
+        async with reopened.database.session() as session:
+            count = await session.scalar(
+                select(func.count()).select_from(AuditEvent).where(AuditEvent.tenant_id == tenant_id)
+            )
+        assert count == 250
 
 
 async def test_a_thousand_events_take_a_handful_of_inserts(kit_factory: Any) -> None:
@@ -140,12 +142,13 @@ async def test_a_thousand_events_take_a_handful_of_inserts(kit_factory: Any) -> 
         await log.stop()
     finally:
         event.remove(kit.database.engine.sync_engine, "before_cursor_execute", count)
-    async with kit.database.session() as session:
-        written = await session.scalar(
-            select(func.count()).select_from(AuditEvent).where(AuditEvent.tenant_id == tenant_id)
-        )
-    assert written == 1000 and log.written == 1000 and log.dropped == 0
-    assert 1 <= len(statements) <= 10, len(statements)
+    with tenant_scope(tenant_id):
+        async with kit.database.session() as session:
+            written = await session.scalar(
+                select(func.count()).select_from(AuditEvent).where(AuditEvent.tenant_id == tenant_id)
+            )
+        assert written == 1000 and log.written == 1000 and log.dropped == 0
+        assert 1 <= len(statements) <= 10, len(statements)
 
 
 async def test_overflow_past_twice_the_bound_drops_oldest_and_counts(kit_factory: Any) -> None:
