@@ -66,7 +66,7 @@ def canonical(row: Mapping[str, Any]) -> bytes:
     UUIDs as lower-case dashed text, ``created_at`` as UTC with microseconds
     (what both PostgreSQL and SQLite keep), ``data`` as stored (JSON).
     """
-    document = {name: _text(row[name]) for name in _FIELDS}
+    document: dict[str, Any] = {name: _text(row[name]) for name in _FIELDS}
     document["seq"] = row["seq"]
     document["data"] = row["data"]
     document["created_at"] = _moment(row["created_at"])
@@ -154,7 +154,7 @@ class _TenantCheck:
         if self.problem is None:
             self.problem = ChainProblem(self.tenant_id, row_id, seq, reason)
 
-    def row(self, row: Mapping[str, Any]) -> None:
+    def row(self, row: Mapping[Any, Any]) -> None:
         if self.problem is not None:
             return
         seq, row_id = row["seq"], row["id"]
@@ -181,12 +181,20 @@ class _TenantCheck:
             if self.seq:
                 self.fail(None, self.seq, "tenant has rows but no chain head")
         elif head[0] != self.seq:
-            self.fail(None, self.seq + 1, f"chain ends at seq {self.seq} but its head is at seq {head[0]} (rows deleted)")
+            self.fail(
+                None,
+                self.seq + 1,
+                f"chain ends at seq {self.seq} but its head is at seq {head[0]} (rows deleted)",
+            )
         elif head[1] != self.hash:
             self.fail(None, self.seq, "chain head hash differs from the last row's hash")
         missing = sorted(seq for seq in anchored if seq > self.seq)
         if missing:
-            self.fail(None, missing[0], f"published anchor at seq {missing[0]} is past the chain's end (rows deleted)")
+            self.fail(
+                None,
+                missing[0],
+                f"published anchor at seq {missing[0]} is past the chain's end (rows deleted)",
+            )
 
 
 async def chain_heads(database: Database, tenant_id: uuid.UUID | None = None) -> list[Anchor]:
@@ -220,7 +228,9 @@ async def verify_chain(
     heads = {head.tenant_id: (head.seq, head.hash) for head in await chain_heads(database, tenant_id)}
     report = ChainReport(anchors=sum(len(v) for v in published.values()))
     table = AuditEvent.__table__
-    statement = select(table).order_by(table.c.tenant_id, table.c.seq)  # NULLs (unchained) last on PG, first on SQLite
+    statement = select(table).order_by(
+        table.c.tenant_id, table.c.seq
+    )  # NULLs (unchained) last on PG, first on SQLite
     if tenant_id is not None:
         statement = statement.where(table.c.tenant_id == tenant_id)
     seen: set[uuid.UUID] = set()

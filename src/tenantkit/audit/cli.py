@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from tenantkit.audit.chain import Anchor, chain_heads, verify_chain
 from tenantkit.db.engine import Database
@@ -34,7 +35,9 @@ def add_audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help="a file of heads published earlier (the JSON lines `tenantkit audit head` prints): "
         "each must still be in its chain",
     )
-    head = sub.add_parser("head", help="print each tenant's chain head as JSON lines (publish them elsewhere)")
+    head = sub.add_parser(
+        "head", help="print each tenant's chain head as JSON lines (publish them elsewhere)"
+    )
     head.add_argument("--tenant", help="only this tenant's head (id or slug)")
 
 
@@ -72,7 +75,12 @@ def _anchors(path: Path | None) -> list[Anchor]:
 
 
 async def audit_command(database: Database, args: argparse.Namespace) -> int:
-    """Run ``tenantkit audit <verify|head>``; returns the exit status (1: a chain is broken)."""
+    """Run ``tenantkit audit <verify|head>``; returns the exit status.
+
+    0: every chain checked is intact; 1: a chain is broken (each broken tenant's first
+    bad row on standard output). :class:`ConfigurationError` (the CLI's exit 2) when
+    the check could not run (bad ``--tenant`` or ``--anchors``, database unreachable).
+    """
     try:
         tenant_id = await _tenant(database, args.tenant)
         if args.audit_command == "head":
@@ -82,6 +90,11 @@ async def audit_command(database: Database, args: argparse.Namespace) -> int:
                 print(json.dumps(line, separators=(",", ":")))
             return 0
         report = await verify_chain(database, tenant_id, anchors=_anchors(args.anchors))
+    except SQLAlchemyError as exc:  # unreachable or unmigrated: not a verdict on the chain
+        raise ConfigurationError(
+            f"cannot read the audit log ({type(exc).__name__}); is the database reachable and "
+            "migrated (`tenantkit db upgrade`)?"
+        ) from None
     finally:
         await database.dispose()
     scope = f"tenant {tenant_id}" if tenant_id else f"{report.tenants} tenant(s)"
