@@ -292,3 +292,27 @@ async def test_audit_items_carry_seq_and_hash(api: Any) -> None:
     items = (await api.client.get("/audit", headers=admin)).json()["items"]
     assert sorted(item["seq"] for item in items) == list(range(1, len(items) + 1))
     assert all(len(item["hash"]) == 64 for item in items)
+
+
+async def test_data_that_is_not_plain_json_is_stored_as_it_reads_back_and_verifies(sqlite_url: str) -> None:
+    from tenantkit.audit.chain import verify_chain
+
+    database = Database(sqlite_url)
+    try:
+        log = AuditLog(database)
+        tenant = uuid.uuid4()
+        odd = {"pair": (1, 2), 7: "int key", "nan": float("nan"), "id": uuid.UUID(int=5), "f": 0.1}
+        log.record({"action": "odd.data", "tenant_id": str(tenant), "data": odd})
+        await log.stop()
+        report = await verify_chain(database, tenant)
+        assert report.ok and report.rows == 1, report.problems
+        (stored,) = await sql(sqlite_url, "SELECT data FROM audit_events WHERE tenant_id = :t", t=tenant.hex)
+        assert json.loads(stored[0]) == {
+            "pair": [1, 2],
+            "7": "int key",
+            "nan": "NaN",
+            "id": str(uuid.UUID(int=5)),
+            "f": 0.1,
+        }
+    finally:
+        await database.dispose()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -56,8 +57,10 @@ def _text(value: Any) -> str | None:
 
 
 def _moment(value: datetime) -> str:
-    moment = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (naive values are UTC)."""
+    if value.tzinfo is not None and value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def canonical(row: Mapping[str, Any]) -> bytes:
@@ -83,23 +86,24 @@ def normalize_data(data: Any) -> Any:
     """``data`` as it reads back from the JSON column (so its hash stays true after the round trip).
 
     Plain JSON (``str`` keys, lists, finite numbers) is returned as is; anything else
-    (tuples, ``int`` keys, UUIDs, datetimes) goes through JSON and back (unknown types as text).
+    (tuples, ``int`` keys, UUIDs, datetimes) goes through JSON and back (unknown types
+    and non-finite numbers as text), so the stored row hashes as it was hashed.
     """
-    try:
-        json.dumps(data, sort_keys=True, allow_nan=False)
-        if _plain(data):
-            return data
-    except (TypeError, ValueError):
-        pass
-    return json.loads(json.dumps(data, default=str))
+    if _plain(data):
+        return data
+    return json.loads(json.dumps(data, default=str), parse_constant=str)
 
 
 def _plain(value: Any) -> bool:
+    if isinstance(value, str | bool | int) or value is None:
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
     if isinstance(value, dict):
         return all(isinstance(k, str) and _plain(v) for k, v in value.items())
     if isinstance(value, list):
         return all(_plain(v) for v in value)
-    return value is None or isinstance(value, str | int | float | bool)
+    return False
 
 
 @dataclass(frozen=True)
