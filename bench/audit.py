@@ -24,6 +24,7 @@ from tenantkit import Settings, TenantKit
 from tenantkit.audit.log import _row
 from tenantkit.db.migrate import upgrade
 from tenantkit.db.models import AuditEvent
+from tenantkit.db.scoping import tenant_scope
 from tenantkit.mail import MemoryMailer
 
 N = int(os.environ.get("TENANTKIT_BENCH_AUDIT_EVENTS", "0")) or scaled(20000, 2000)
@@ -76,10 +77,13 @@ async def main() -> dict[str, float]:
                     await asyncio.sleep(0)  # let the flusher run, as a busy server's loop would
             await log.flush()
             batched_rate = N / (time.perf_counter() - started)
-            async with kit.database.session() as session:
-                written = await session.scalar(
-                    select(func.count()).select_from(AuditEvent).where(AuditEvent.tenant_id == batched_tenant)
-                )
+            with tenant_scope(batched_tenant):  # audit rows are tenant-owned
+                async with kit.database.session() as session:
+                    written = await session.scalar(
+                        select(func.count())
+                        .select_from(AuditEvent)
+                        .where(AuditEvent.tenant_id == batched_tenant)
+                    )
             assert written == N, (written, N)
         finally:
             await kit.shutdown()

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from starlette.routing import BaseRoute
 
+from tenantkit.audit.cli import add_audit_commands, audit_command
 from tenantkit.errors import ConfigurationError, TenantKitError
 from tenantkit.kit import TenantKit
 from tenantkit.settings import Settings
@@ -128,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     dead_list.add_argument("--limit", type=int, default=50)
     requeue = dead_commands.add_parser("requeue", help="queue a dead letter's job again")
     requeue.add_argument("id")
+    add_audit_commands(commands)
     for sub in (user, superadmin):
         sub.add_argument(
             "--password-stdin", action="store_true", help="read the password from standard input"
@@ -197,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             asyncio.run(dead_letters(_kit(args), args))
             return 0
+        if args.command == "audit":
+            return asyncio.run(audit_command(_kit(args).database, args))
         if args.command in ("create-tenant", "create-user", "create-superadmin"):
             asyncio.run(_admin(_kit(args), args))
             return 0

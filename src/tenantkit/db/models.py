@@ -226,5 +226,13 @@ class AuditEvent(TenantOwned, Base):
     request_id: Mapped[str | None] = mapped_column(String(128), default=None)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The tenant's hash chain (tenantkit.audit.chain), set by the batch writer;
+    # NULL only on rows an older tenantkit wrote after tk0007 (``audit verify`` flags them).
+    seq: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    prev_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    hash: Mapped[str | None] = mapped_column(String(64), default=None)
 
-    __table_args__ = (Index("ix_audit_events_tenant_id_created_at", "tenant_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_audit_events_tenant_id_created_at", "tenant_id", "created_at"),
+        Index("ix_audit_events_tenant_id_seq", "tenant_id", "seq", unique=True),
+    )

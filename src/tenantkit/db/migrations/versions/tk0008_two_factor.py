@@ -1,7 +1,7 @@
 """two-factor: user_totp, recovery_codes, tenants.require_mfa
 
 Revision ID: tk0008
-Revises: tk0006
+Revises: tk0007
 Create Date: 2026-12-03 07:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "tk0008"
-down_revision = "tk0006"
+down_revision = "tk0007"
 branch_labels = None
 depends_on = None
 
