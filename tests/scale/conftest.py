@@ -71,7 +71,7 @@ def started(env: dict[str, str], log: Path, *command: str) -> Iterator[subproces
             stop(process)
 
 
-def wait_healthy(base: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 40) -> None:
+def wait_healthy(base: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
     """Until ``base``/health answers 200 (the server process must stay up)."""
     deadline = time.monotonic() + timeout
     while True:
