@@ -7,11 +7,11 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from inventory_app.app import create_app, create_kit
+from inventory_app.app import create_kit
 from inventory_app.seed import DEMO_BRANDS, DemoLogin, demo_logins, has_tenants, seed
 from tenantkit import ConfigurationError, Settings, TenantKit
 
-__all__ = ["main"]
+__all__ = ["APP_FACTORY", "main", "server_options"]
 
 
 async def migrate(kit: TenantKit) -> None:
@@ -54,20 +54,78 @@ def seeds_demo(settings: Settings) -> bool:
     return settings.is_development and settings.database_url is None
 
 
-def serve(host: str, port: int, *, run_migrations: bool) -> None:
-    """Migrate, seed the embedded default's empty database in development, and serve."""
+#: What every server process imports and calls (``uvicorn --factory``).
+APP_FACTORY = "inventory_app.app:create_app"
+
+
+def server_options() -> dict[str, str]:
+    """uvloop and httptools when installed (``tenantkit[speed]``), asyncio and h11 otherwise."""
+    options = {"loop": "asyncio", "http": "h11"}
+    try:
+        import uvloop  # noqa: F401
+
+        options["loop"] = "uvloop"
+    except ImportError:
+        pass
+    try:
+        import httptools  # noqa: F401
+
+        options["http"] = "httptools"
+    except ImportError:
+        pass
+    return options
+
+
+def positive(text: str) -> int:
+    """An ``argparse`` type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def serve(host: str, port: int, *, run_migrations: bool, workers: int = 1) -> None:
+    """Migrate, seed the embedded default's empty database in development, and serve.
+
+    With ``workers`` above 1, this process applies the migrations once, then
+    uvicorn's supervisor runs that many server processes on one port, each
+    building the app from the environment (:data:`APP_FACTORY`). They behave
+    as one only through a shared store, so more than one needs Redis.
+    """
     import uvicorn
 
     settings = Settings.load()
+    if workers > 1 and settings.redis_url is None:
+        raise ConfigurationError(
+            "--workers above 1 needs TENANTKIT_REDIS_URL: without it every process keeps its own "
+            "revocations, rate limits and lockouts, and a logout on one would not reach the others"
+        )
     if run_migrations:
         asyncio.run(migrate(create_kit(settings)))
     if seeds_demo(settings):  # a ready-to-try demo
         logins = asyncio.run(run_seed(settings, only_if_empty=True))
         if logins:
             print_logins(logins)
-    kit = create_kit(settings)
-    print(f"inventory-app on http://{host}:{port}  (health: /health, docs: /api-docs)", flush=True)
-    uvicorn.run(create_app(kit), host=host, port=port, log_level="warning", proxy_headers=False)
+    options = server_options()
+    processes = f"{workers} processes" if workers > 1 else "1 process"
+    print(
+        f"inventory-app on http://{host}:{port}  ({processes}, {options['loop']}, {options['http']}; "
+        "health: /health, docs: /api-docs)",
+        flush=True,
+    )
+    uvicorn.run(
+        APP_FACTORY,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        proxy_headers=False,
+        **options,  # type: ignore[arg-type]
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,12 +136,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8000)
     run.add_argument("--no-migrate", action="store_true", help="do not apply pending migrations")
+    run.add_argument(
+        "--workers",
+        type=positive,
+        default=1,
+        help="server processes sharing the port (more than 1 needs TENANTKIT_REDIS_URL)",
+    )
     seeding = commands.add_parser("seed", help="apply migrations and add demo brands, users and products")
     seeding.add_argument("--no-migrate", action="store_true", help="do not apply pending migrations")
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":
-            serve(args.host, args.port, run_migrations=not args.no_migrate)
+            serve(args.host, args.port, run_migrations=not args.no_migrate, workers=args.workers)
         elif args.command == "seed":
             settings = Settings.load()
             if not args.no_migrate:

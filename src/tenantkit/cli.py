@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import importlib
 import os
 import sys
@@ -93,6 +94,23 @@ async def _db_current(kit: TenantKit) -> None:
         await kit.database.dispose()
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _worker_process(app: str | None) -> None:
+    """One process of ``tenantkit worker --workers N``: build the app from the environment and run."""
+    from tenantkit.jobs.cli import run_worker
+
+    asyncio.run(run_worker(_kit(argparse.Namespace(app=app))))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tenantkit", description=__doc__)
     parser.add_argument(
@@ -119,7 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_argument("--role", default="USER")
     superadmin = commands.add_parser("create-superadmin", help="create a platform operator (SUPER_ADMIN)")
     superadmin.add_argument("email")
-    commands.add_parser("worker", help="run background jobs and webhook deliveries until stopped")
+    worker = commands.add_parser("worker", help="run background jobs and webhook deliveries until stopped")
+    worker.add_argument(
+        "--workers", type=_positive, default=1, help="worker processes to run (default 1: this one)"
+    )
     jobs = commands.add_parser("jobs", help="background jobs")
     jobs_commands = jobs.add_subparsers(dest="jobs_command", required=True)
     dead = jobs_commands.add_parser("dead-letters", help="jobs that used up their attempts")
@@ -190,10 +211,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 asyncio.run(_db_current(kit))
             return 0
         if args.command == "worker":
-            from tenantkit.jobs.cli import run_worker
+            from tenantkit.jobs.cli import run_worker, supervise
 
-            asyncio.run(run_worker(_kit(args)))
-            return 0
+            kit = _kit(args)  # settings and --app checked here, before any child starts
+            if args.workers == 1:
+                asyncio.run(run_worker(kit))
+                return 0
+            return supervise(functools.partial(_worker_process, args.app), args.workers)
         if args.command == "jobs":
             from tenantkit.jobs.cli import dead_letters
 

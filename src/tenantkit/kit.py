@@ -128,7 +128,9 @@ class TenantKit:
 
         # Credentials.
         pepper = s.password_pepper.get_secret_value().encode() if s.password_pepper else None
-        self.passwords = PasswordHasher(s.bcrypt_rounds, pepper=pepper)
+        self.passwords = PasswordHasher(
+            s.bcrypt_rounds, pepper=pepper, workers=s.bcrypt_workers, queue_limit=s.bcrypt_queue_limit
+        )
         self.keys = KeySet.from_settings(s)
         self.tokens = AccessTokens(
             self.keys,

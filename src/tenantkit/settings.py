@@ -99,6 +99,8 @@ class Settings(BaseSettings):
 
     # Passwords and lockout
     bcrypt_rounds: int = Field(12, ge=4, le=16)
+    bcrypt_workers: int | None = Field(None, ge=1)  # threads hashing passwords; unset = the cores
+    bcrypt_queue_limit: int = Field(32, ge=0)  # hash/verify jobs that may wait; more get 503
     password_min_length: int = Field(8, ge=8)
     password_pepper: SecretStr | None = None
     lockout_threshold: int = Field(5, ge=1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
 import re
 import subprocess
@@ -27,6 +29,7 @@ def env(tmp_path: Path) -> dict[str, str]:
         "TENANTKIT_BCRYPT_ROUNDS": "4",
         "TENANTKIT_DISABLE_PLUGIN_AUTOLOAD": "1",
         "TENANTKIT_LOG_LEVEL": "WARNING",
+        **({"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}),
     }
 
 
@@ -44,9 +47,16 @@ def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def served(env: dict[str, str]) -> Iterator[tuple[str, str]]:
     """``inventory-app serve`` on a free port: (base URL, everything printed before it listened)."""
+    with serving(env) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def serving(env: dict[str, str], *args: str) -> Iterator[tuple[str, str]]:
+    """Run ``inventory-app serve --port <free> *args`` until it answers /health."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "inventory_app.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "inventory_app.cli", "serve", "--port", str(port), *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -106,3 +116,37 @@ def test_seed_is_idempotent(env: dict[str, str]) -> None:
     assert second.returncode == 0, second.stderr
     assert LOGIN.findall(first.stdout) == LOGIN.findall(second.stdout)
     assert len(LOGIN.findall(second.stdout)) == 4
+
+
+def _installed(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+def test_serve_uses_uvloop_and_httptools_when_installed(served: tuple[str, str]) -> None:
+    _, printed = served
+    line = next(line for line in printed.splitlines() if line.startswith("inventory-app on"))
+    assert ("uvloop" if _installed("uvloop") else "asyncio") in line, line
+    assert ("httptools" if _installed("httptools") else "h11") in line, line
+
+
+def test_serve_falls_back_to_asyncio_and_h11_without_the_speed_extra(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """With uvloop and httptools unimportable (as without ``tenantkit[speed]``) it still serves."""
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    for name in ("uvloop", "httptools"):
+        (hidden / f"{name}.py").write_text(f"raise ImportError('{name} is not installed')\n")
+    env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(hidden), env.get("PYTHONPATH")]))}
+    with serving(env) as (base, printed):
+        assert "asyncio, h11" in printed, printed
+        assert httpx.get(f"{base}/health", timeout=10).status_code == 200
+
+
+def test_serve_refuses_several_workers_without_redis(env: dict[str, str]) -> None:
+    result = run(env, "serve", "--workers", "2", "--no-migrate")
+    assert result.returncode == 2, result.stderr
+    assert "TENANTKIT_REDIS_URL" in result.stderr
+    bad = run(env, "serve", "--workers", "0")
+    assert bad.returncode == 2
+    assert "at least 1" in bad.stderr

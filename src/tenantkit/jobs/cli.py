@@ -11,15 +11,20 @@ import asyncio
 import contextlib
 import json
 import logging
+import multiprocessing
 import signal
+import threading
+import time
 import uuid
+from collections.abc import Callable
+from types import FrameType
 from typing import Any, Protocol
 
 from tenantkit.context import TenantRef
 from tenantkit.jobs.deadletters import ALL_TENANTS
 from tenantkit.jobs.runner import JobRunner
 
-__all__ = ["DeadLetterHost", "TenantFinder", "WorkerHost", "dead_letters", "run_worker"]
+__all__ = ["DeadLetterHost", "TenantFinder", "WorkerHost", "dead_letters", "run_worker", "supervise"]
 
 logger = logging.getLogger("tenantkit.jobs")
 
@@ -92,6 +97,90 @@ async def run_worker(app: WorkerHost, stop: asyncio.Event | None = None) -> None
     finally:
         _signals(stop, add=False)
         await app.shutdown()
+
+
+def _child(target: Callable[[], None]) -> None:
+    """A worker process: the default signal handlers (not the supervisor's), then ``target``."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+    target()
+
+
+def supervise(
+    target: Callable[[], None],
+    processes: int,
+    *,
+    grace: float = 30.0,
+    crash_window: float = 5.0,
+    poll: float = 0.5,
+) -> int:
+    """Run ``target`` in ``processes`` child processes until SIGINT/SIGTERM (``worker --workers N``).
+
+    Each child calls ``target``, a picklable callable that builds the
+    application and runs :func:`run_worker`. Children are forked where the
+    platform can (the parent has imported the application but opened nothing
+    and runs no thread, so a child starts at once), fresh interpreters
+    (``spawn``) elsewhere.
+    The children share nothing but the database and Redis: the job stream's
+    consumer group hands each job to one of them, so any number of workers
+    run a job once. A child that dies after running a while is restarted; one
+    that dies within ``crash_window`` seconds of its start (a configuration
+    error) stops them all, with its exit code. On SIGINT/SIGTERM every child
+    gets SIGTERM, finishes its running jobs and has ``grace`` seconds to exit
+    before it is killed.
+
+    Returns:
+        The exit code: 0 after a requested stop.
+    """
+    context: multiprocessing.context.ForkContext | multiprocessing.context.SpawnContext = (
+        multiprocessing.get_context("fork")
+        if "fork" in multiprocessing.get_all_start_methods()
+        else multiprocessing.get_context("spawn")
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    def start(number: int) -> tuple[multiprocessing.process.BaseProcess, float]:
+        child = context.Process(target=_child, args=(target,), name=f"tenantkit-worker-{number}")
+        child.start()
+        return child, time.monotonic()
+
+    children: list[tuple[multiprocessing.process.BaseProcess, float]] = []
+    code = 0
+    try:
+        children = [start(number) for number in range(processes)]
+        logger.info("worker processes started", extra={"pids": [child.pid for child, _ in children]})
+        while not stop.wait(poll):
+            for number, (child, started) in enumerate(children):
+                if child.is_alive() or stop.is_set():
+                    continue
+                if time.monotonic() - started < crash_window:
+                    logger.error(
+                        "worker process %s exited at start (%s); stopping", child.pid, child.exitcode
+                    )
+                    code = child.exitcode or 1
+                    stop.set()
+                    break
+                logger.warning("worker process %s exited (%s); restarting it", child.pid, child.exitcode)
+                children[number] = start(number)
+    finally:
+        for child, _ in children:
+            if child.is_alive():
+                child.terminate()  # SIGTERM: run_worker stops after its running jobs
+        deadline = time.monotonic() + grace
+        for child, _ in children:
+            child.join(max(0.0, deadline - time.monotonic()))
+            if child.is_alive():
+                logger.warning("worker process %s did not stop in %ss; killing it", child.pid, grace)
+                child.kill()
+                child.join()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return code
 
 
 async def dead_letters(app: DeadLetterHost, args: argparse.Namespace) -> None:

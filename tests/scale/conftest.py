@@ -1,0 +1,85 @@
+"""Real processes sharing one PostgreSQL database and one Redis prefix (the test fixtures')."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import SECRET
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def deployment_env(pg_url: str, redis_url: str, redis_prefix: str, tmp_path: Path) -> dict[str, str]:
+    """The ``TENANTKIT_*`` environment of one deployment: this test's database and Redis prefix."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTKIT_")}
+    env.update(
+        {
+            "TENANTKIT_ENV": "test",
+            "TENANTKIT_JWT_SECRET": SECRET,
+            "TENANTKIT_DATABASE_URL": pg_url,
+            "TENANTKIT_REDIS_URL": redis_url,
+            "TENANTKIT_REDIS_KEY_PREFIX": redis_prefix,
+            "TENANTKIT_BCRYPT_ROUNDS": "4",
+            "TENANTKIT_RATE_LIMIT_AUTH": "10000/minute",
+            "TENANTKIT_DATA_DIR": str(tmp_path / "data"),
+            "TENANTKIT_LOG_LEVEL": "WARNING",
+            "TENANTKIT_DISABLE_PLUGIN_AUTOLOAD": "1",
+        }
+    )
+    if "PYTHONPATH" in os.environ:
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return env
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 20) -> int:
+    """SIGTERM, then SIGKILL after ``timeout``; the exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return int(process.returncode)
+
+
+def log_tail(path: Path) -> str:
+    return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+
+@contextlib.contextmanager
+def started(env: dict[str, str], log: Path, *command: str) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``python -m <command...>`` from the project root, logging to ``log``; stop it afterwards."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", *command], cwd=ROOT, env=env, stdout=out, stderr=out
+        )
+        try:
+            yield process
+        finally:
+            stop(process)
+
+
+def wait_healthy(base: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
+    """Until ``base``/health answers 200 (the server process must stay up)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, f"server exited ({process.returncode}): {log_tail(log)}"
+        assert time.monotonic() < deadline, f"server not healthy in {timeout}s: {log_tail(log)}"
+        time.sleep(0.1)
