@@ -93,14 +93,30 @@ class PasswordHasher:
         backlog = self._in_flight / self.workers
         return max(1, math.ceil(backlog * self._seconds_per_job))
 
+    def _full(self) -> ServiceUnavailableError | None:
+        if self._in_flight >= self.workers + self.queue_limit:
+            return ServiceUnavailableError(
+                "Too many sign-ins are being checked right now; retry shortly.",
+                headers={"Retry-After": str(self._retry_after())},
+            )
+        return None
+
+    def ensure_capacity(self) -> None:
+        """Refuse (503 + ``Retry-After``) now if a check would be refused for a full queue.
+
+        Callers that count an attempt before checking (the lockout) ask first, so
+        a sign-in turned away during a storm does not count against the account.
+        """
+        with self._lock:
+            refusal = self._full()
+        if refusal is not None:
+            raise refusal
+
     def _admit(self) -> None:
         with self._lock:
-            if self._in_flight >= self.workers + self.queue_limit:
-                retry_after = self._retry_after()
-                raise ServiceUnavailableError(
-                    "Too many sign-ins are being checked right now; retry shortly.",
-                    headers={"Retry-After": str(retry_after)},
-                )
+            refusal = self._full()
+            if refusal is not None:
+                raise refusal
             self._in_flight += 1
 
     def _release(self, _: object) -> None:

@@ -97,6 +97,7 @@ class Sessions(Rotation):
         recorded in the platform's security log, never in a tenant's, and the
         record does not tell whether the email has an account.
         """
+        self.hasher.ensure_capacity()  # a storm's refusal must not count against the account
         try:
             attempt = await self.lockout.begin(email)
         except AccountLockedError:
