@@ -112,7 +112,12 @@ class TenantKit:
             max_buffer=s.audit_buffer_max,
         )
         self.events = Events(self.hook, self.audit_log, self.background.spawn)
-        self.rate_limiter = RateLimiter(self.store, metrics=self.metrics)
+        self.rate_limiter = RateLimiter(
+            self.store,
+            metrics=self.metrics,
+            sync_interval=s.rate_limit_sync_ms / 1000,
+            local_share=s.rate_limit_local_share,
+        )
         self.mailer: Mailer = mailer if mailer is not None else mailer_from_settings(s)
         self.migration_locations = [*migration_locations]
         for extra in self.hook.tenantkit_migration_locations():
@@ -388,6 +393,7 @@ class TenantKit:
         await self.directory.stop()
         await self.revocations.stop()
         self.passwords.close()
+        await self.rate_limiter.close()
         close_storage = getattr(self.storage, "close", None)
         if close_storage is not None:
             await close_storage()

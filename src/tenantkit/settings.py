@@ -125,6 +125,8 @@ class Settings(BaseSettings):
     rate_limit_auth: Annotated[RateLimit, NoDecode] = RateLimit(limit=20, period=60)
     rate_limit_api: Annotated[RateLimit, NoDecode] = RateLimit(limit=1200, period=60)
     rate_limit_tenant: Annotated[RateLimit, NoDecode] = RateLimit(limit=6000, period=60)
+    rate_limit_sync_ms: int = Field(100, ge=0, le=60000)
+    rate_limit_local_share: float = Field(0.05, gt=0, le=1)
     trusted_proxies: CommaList = Field(default_factory=list)
     max_body_bytes: int = Field(1048576, ge=1024)
     max_json_depth: int = Field(32, ge=2)

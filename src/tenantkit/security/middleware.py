@@ -43,6 +43,11 @@ class RateLimits:
     * Routes declared ``describe(rate_limited=False)`` (health, metrics) and
       ``exempt_paths`` are not counted, through a prefix too.
 
+    The per-user, per-tenant and anonymous budgets are decided in process
+    (:meth:`RateLimiter.count`, reconciled with Redis in batches: no I/O on the
+    request); the per-address budgets of public routes are exact (one store
+    round trip: those requests write or hash a password anyway).
+
     It runs after authentication (the per-user budget needs the principal) and
     before tenant resolution. Limited responses carry ``RateLimit-Policy`` and
     ``RateLimit``; refusals are 429 problem+json with ``Retry-After``. The
@@ -138,7 +143,7 @@ class RateLimits:
                 if self.tenant is not None:
                     tenant_key = rate_key("tenant", str(principal.tenant_id), "api")
                     checks.append((tenant_key, self.tenant, "tenant"))
-            plan = _Plan(checks)
+            plan = _Plan(checks, exact=name is not None)
             if len(self._plans) >= _MAX_PLANS:
                 self._plans.clear()
             self._plans[key] = plan
@@ -160,8 +165,9 @@ class RateLimits:
         plan = self._plan(scope, name)
         count = self.limiter.count
         outcomes: list[tuple[bool, int, float]] = []
+        exact = plan.exact
         for full_key, rate, policy in plan.checks:
-            outcome = await count(full_key, rate, policy)
+            outcome = await count(full_key, rate, policy, exact=exact)
             outcomes.append(outcome)
             if not outcome[0]:
                 _label_route(scope)
@@ -245,9 +251,11 @@ class _Plan:
     The header values are exactly what :func:`limit_headers` writes.
     """
 
-    __slots__ = ("_items", "checks", "policy_header")
+    __slots__ = ("_items", "checks", "exact", "policy_header")
 
-    def __init__(self, checks: list[tuple[str, RateLimit, str]]) -> None:
+    def __init__(self, checks: list[tuple[str, RateLimit, str]], *, exact: bool = False) -> None:
+        #: Count in the store on every request (the auth budgets), not in process.
+        self.exact = exact
         #: ``(store key with the rl: prefix, budget, policy name)``, in counting order.
         self.checks = tuple(("rl:" + key, rate, policy) for key, rate, policy in checks)
         policy = ", ".join(f'"{p}";q={rate.limit};w={rate.period}' for _, rate, p in checks)

@@ -7,10 +7,18 @@ fields (draft-ietf-httpapi-ratelimit-headers)::
 
     RateLimit-Policy: "auth";q=20;w=60
     RateLimit: "auth";r=19;t=3
+
+On a store that reconciles (Redis), :meth:`RateLimiter.count`, the middleware's
+hot path, decides from process-local GCRA views (:class:`~tenantkit.stores.gcra.LocalGcra`)
+and a background task sends the counts to the store every ``sync_interval``
+seconds; :meth:`RateLimiter.hit` and :meth:`RateLimiter.check` stay exact (one
+store round trip each) for the budgets that must be.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
 import math
@@ -21,7 +29,8 @@ from dataclasses import dataclass
 from tenantkit.errors import RateLimitedError
 from tenantkit.observability.metrics import Metrics
 from tenantkit.settings import RateLimit
-from tenantkit.stores.base import Store
+from tenantkit.stores.base import ReconcilingStore, Store
+from tenantkit.stores.gcra import LocalGcra
 from tenantkit.stores.memory import MemoryStore
 
 __all__ = ["RateLimitResult", "RateLimiter", "account_subject", "limit_headers", "rate_key"]
@@ -108,22 +117,50 @@ def limit_headers(results: Iterable[RateLimitResult]) -> dict[str, str]:
 class RateLimiter:
     """Counts events against GCRA budgets in the kit's store.
 
-    When the store fails (Redis down) the limiter fails open to a process-local
-    ``MemoryStore``: limits still apply per process, one WARNING is logged per
-    outage, and the store is probed again every ``retry_interval`` seconds until
-    it answers, which ends the outage (logged once too).
+    :meth:`count` (the middleware's per-request budgets) is decided in process
+    when the store can reconcile (``RedisStore``): no I/O on the request, the
+    counts reach Redis in batches every ``sync_interval`` seconds, and each
+    process may allow at most ``local_share`` of a budget that Redis has not
+    acknowledged yet (then that request asks Redis). With any other store
+    (``MemoryStore``: one process, exact) or ``sync_interval=0`` every event is
+    counted in the store. :meth:`hit` and :meth:`check` are always exact.
+
+    When the store fails (Redis down) the limiter fails open to in-process
+    limits: local views without the share cap for :meth:`count`, a process-local
+    ``MemoryStore`` for :meth:`hit`. One WARNING is logged per outage, and the
+    store is tried again every ``retry_interval`` seconds until it answers,
+    which ends the outage (logged once too).
 
     Args:
         store: The shared store (``kit.store``).
         metrics: Where refused events are counted (``tenantkit_rate_limited_total``).
         retry_interval: Seconds between probes of a failed store.
+        sync_interval: Seconds between reconciles of local decisions (0: none, exact).
+        local_share: Fraction of a budget one process may spend between reconciles.
     """
 
-    def __init__(self, store: Store, *, metrics: Metrics | None = None, retry_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        metrics: Metrics | None = None,
+        retry_interval: float = 1.0,
+        sync_interval: float = 0.1,
+        local_share: float = 0.05,
+    ) -> None:
         self.store = store
         self.metrics = metrics
         self.retry_interval = retry_interval
+        self.sync_interval = sync_interval
         self.fallback = MemoryStore()
+        self.local: LocalGcra | None = None
+        self._shared: ReconcilingStore | None = None
+        if sync_interval > 0 and isinstance(store, ReconcilingStore):
+            self.local = LocalGcra(local_share)
+            self._shared = store
+        self._flusher: asyncio.Task[None] | None = None
+        self._closing = False
+        self._calls: dict[str, asyncio.Future[None]] = {}  # keys with a store call in flight
         self._down_since: float | None = None
         self._next_probe = 0.0
 
@@ -135,42 +172,175 @@ class RateLimiter:
         """True while the store is failing and in-process limits are used."""
         return self._down_since is not None
 
+    def _failed(self, exc: Exception) -> None:
+        now = time.monotonic()
+        self._next_probe = now + self.retry_interval
+        if self._down_since is None:
+            self._down_since = now
+            logger.warning(
+                "rate-limit store %s unavailable (%s): using in-process limits until it recovers",
+                self.store.name,
+                type(exc).__name__,
+            )
+
+    def _answered(self) -> None:
+        if self._down_since is not None:
+            logger.warning(
+                "rate-limit store %s recovered after %.1f s",
+                self.store.name,
+                time.monotonic() - self._down_since,
+            )
+            self._down_since = None
+
     async def hit(self, key: str, rate: RateLimit, *, policy: str) -> RateLimitResult:
-        """Count one event for ``key`` against ``rate``; never raises for store outages.
+        """Count one event for ``key`` against ``rate`` in the store (exact); never raises for outages.
 
         Args:
             key: A key from :func:`rate_key`; stored under ``rl:``.
             rate: The budget.
             policy: The name advertised in the response headers.
         """
-        allowed, remaining, retry_after = await self.count("rl:" + key, rate, policy)
+        allowed, remaining, retry_after = await self._exact("rl:" + key, rate, policy)
         return RateLimitResult(policy, rate.limit, rate.period, allowed, remaining, retry_after)
 
-    async def count(self, full_key: str, rate: RateLimit, policy: str) -> tuple[bool, int, float]:
+    async def count(
+        self, full_key: str, rate: RateLimit, policy: str, *, exact: bool = False
+    ) -> tuple[bool, int, float]:
         """:meth:`hit` without the result object: ``(allowed, remaining, retry_after)``.
 
-        The middleware's hot path. ``full_key`` already carries the ``rl:`` prefix.
+        The middleware's hot path: decided in process unless ``exact`` (or the
+        store does not reconcile). ``full_key`` already carries the ``rl:`` prefix.
         """
+        local = self.local
+        if local is None or exact:
+            return await self._exact(full_key, rate, policy)
+        if self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(self._reconcile_forever())
+        now = time.time()
+        outcome = local.decide(full_key, rate.limit, rate.period, now, capped=self._down_since is None)
+        if outcome is None:
+            outcome = await self._ask(local, full_key, rate, now)
+        if not outcome[0] and self.metrics is not None:
+            self.metrics.rate_limited.labels(policy).inc()
+        return outcome
+
+    async def _ask(self, local: LocalGcra, key: str, rate: RateLimit, now: float) -> tuple[bool, int, float]:
+        """This process spent its share: send its counts and decide this event in the store.
+
+        One store call per key at a time: a request that finds one in flight waits
+        for it and decides again on the fresh view.
+        """
+        assert self._shared is not None
+        calls = self._calls
+        while (call := calls.get(key)) is not None:
+            await asyncio.shield(call)
+            now = time.time()
+            outcome = local.decide(key, rate.limit, rate.period, now, capped=self._down_since is None)
+            if outcome is not None:
+                return outcome
+        done = calls[key] = asyncio.get_running_loop().create_future()
+        sent = local.begin(key)
+        try:
+            ((taken, tat),) = await self._shared.reconcile([(key, sent, rate.limit, rate.period, True)], now)
+        except BaseException as exc:
+            local.abort(key, sent)  # not taken (or unknown, if cancelled): sent again later
+            if not isinstance(exc, Exception):
+                raise
+            self._failed(exc)
+            outcome = local.decide(key, rate.limit, rate.period, now, capped=False)
+            assert outcome is not None
+            return outcome
+        finally:
+            del calls[key]
+            done.set_result(None)
+        self._answered()
+        view = local.settle(key, sent, tat, now)
+        interval = rate.period / rate.limit
+        if taken:
+            remaining = math.floor((rate.period - (view - now)) / interval + 1e-9)
+            return True, max(0, remaining), 0.0
+        return False, 0, max(0.001, view + interval - rate.period - now)
+
+    async def flush(self) -> None:
+        """Send the counts decided locally since the last flush and rebase the views on the answers.
+
+        While the store is down this is also the probe (every ``retry_interval``).
+        """
+        local, shared = self.local, self._shared
+        if local is None or shared is None:
+            return
+        if self._down_since is not None:
+            if time.monotonic() < self._next_probe:
+                return
+            if not local.dirty:
+                try:
+                    await self.store.ping()
+                except Exception as exc:
+                    self._failed(exc)
+                else:
+                    self._answered()
+                return
+        if not local.dirty:
+            return
+        batch = local.take(busy=self._calls)
+        if not batch:
+            return
+        done = asyncio.get_running_loop().create_future()
+        for key, *_ in batch:
+            self._calls[key] = done
+        now = time.time()
+        answers: list[tuple[bool, float]] = []
+        try:
+            for start in range(0, len(batch), _BATCH):
+                chunk = batch[start : start + _BATCH]
+                answers += await shared.reconcile([(k, n, lim, per, False) for k, n, lim, per in chunk], now)
+        except BaseException as exc:
+            for key, sent, _, _ in batch[len(answers) :]:
+                local.abort(key, sent)
+            if not isinstance(exc, Exception):
+                raise
+            self._failed(exc)
+        else:
+            self._answered()
+        finally:
+            for (key, sent, _, _), (_, tat) in zip(batch, answers, strict=False):
+                local.settle(key, sent, tat, now)
+            for key, *_ in batch:
+                del self._calls[key]
+            done.set_result(None)
+
+    async def _reconcile_forever(self) -> None:
+        # Stops on the flag, not only on cancellation: a cancel that lands inside the
+        # Redis client may be swallowed there, and close() must not wait forever.
+        while not self._closing:
+            await asyncio.sleep(self.sync_interval)
+            try:
+                await self.flush()
+            except Exception:  # pragma: no cover - flush handles store errors itself
+                logger.exception("rate-limit reconcile failed")
+
+    async def close(self) -> None:
+        """Stop the background reconcile and send what is still pending (best effort)."""
+        task, self._flusher = self._flusher, None
+        if task is None:
+            return
+        self._closing = True
+        task.cancel()
+        await asyncio.wait({task}, timeout=5)
+        with contextlib.suppress(Exception):
+            await self.flush()
+        self._closing = False
+
+    async def _exact(self, full_key: str, rate: RateLimit, policy: str) -> tuple[bool, int, float]:
         now = time.monotonic()
         outcome: tuple[bool, int, float] | None = None
         if self._down_since is None or now >= self._next_probe:
             try:
                 outcome = await self.store.hit(full_key, rate.limit, rate.period)
             except Exception as exc:
-                self._next_probe = now + self.retry_interval
-                if self._down_since is None:
-                    self._down_since = now
-                    logger.warning(
-                        "rate-limit store %s unavailable (%s): using in-process limits until it recovers",
-                        self.store.name,
-                        type(exc).__name__,
-                    )
+                self._failed(exc)
             else:
-                if self._down_since is not None:
-                    logger.warning(
-                        "rate-limit store %s recovered after %.1f s", self.store.name, now - self._down_since
-                    )
-                    self._down_since = None
+                self._answered()
         if outcome is None:
             outcome = await self.fallback.hit(full_key, rate.limit, rate.period)
         if not outcome[0] and self.metrics is not None:
@@ -196,3 +366,6 @@ class RateLimiter:
                 headers=limit_headers([result]),
             )
         return result
+
+
+_BATCH = 500  # keys per pipelined reconcile

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from tenantkit.settings import Settings
 
-__all__ = ["MessageHandler", "StateHandler", "Store", "Subscription", "create_store"]
+__all__ = ["MessageHandler", "ReconcilingStore", "StateHandler", "Store", "Subscription", "create_store"]
 
 MessageHandler = Callable[[bytes], Awaitable[None] | None]
 StateHandler = Callable[[bool], None]
@@ -71,6 +71,23 @@ class Store(Protocol):
 
     async def close(self) -> None:
         """Release connections and subscriptions."""
+
+
+@runtime_checkable
+class ReconcilingStore(Protocol):
+    """A shared store whose GCRA cells accept counts decided in process (``RedisStore``).
+
+    The rate limiter keeps its decisions local and reconciles them in batches
+    with a store that has this method; with any other store (``MemoryStore``,
+    exact in one process) it calls :meth:`Store.hit` per event.
+    """
+
+    async def reconcile(
+        self, items: Sequence[tuple[str, int, int, float, bool]], now: float
+    ) -> list[tuple[bool, float]]:
+        """For each ``(key, count, limit, period, take)``: add ``count`` events, then with
+        ``take`` try one more (GCRA); answer ``(taken, shared TAT)``. Atomic per key."""
+        ...
 
 
 def create_store(settings: Settings) -> Store:

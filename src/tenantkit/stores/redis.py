@@ -7,6 +7,7 @@ import contextlib
 import inspect
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from tenantkit.errors import MissingDependencyError
@@ -37,6 +38,30 @@ if allow_at > now then
 end
 redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.max(1, math.ceil((new_tat - now) * 1000)))
 return {1, math.floor((period - (new_tat - now)) / interval + 1e-9), 0}
+"""
+
+# KEYS[1]=key ARGV: now, limit, period, count, take. Adds ``count`` events allowed
+# elsewhere (unconditionally: the ledger stays honest), then with take=1 tries one
+# more GCRA step. Returns {taken, tat - now} (a string: Lua numbers would be
+# truncated to integers in the reply; relative, because tostring keeps 14 digits).
+_RECONCILE = """
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local now = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local period = tonumber(ARGV[3])
+local count = tonumber(ARGV[4])
+local interval = period / limit
+if tat < now then tat = now end
+tat = tat + count * interval
+local taken = 0
+if ARGV[5] == '1' and tat + interval - period <= now then
+  tat = tat + interval
+  taken = 1
+end
+if tat > now then
+  redis.call('SET', KEYS[1], tostring(tat), 'PX', math.max(1, math.ceil((tat - now) * 1000)))
+end
+return {taken, string.format('%.6f', tat - now)}
 """
 
 _INCR = """
@@ -73,6 +98,7 @@ class RedisStore:
         self._prefix = prefix
         self._gcra = client.register_script(_GCRA)
         self._incr = client.register_script(_INCR)
+        self._reconcile = client.register_script(_RECONCILE)
         self._subscriptions: list[_RedisSubscription] = []
 
     @classmethod
@@ -114,6 +140,35 @@ class RedisStore:
             keys=[self._k(key)], args=[repr(time.time()), limit, period]
         )
         return bool(allowed), int(remaining), int(retry_ms) / 1000
+
+    async def reconcile(
+        self, items: Sequence[tuple[str, int, int, float, bool]], now: float
+    ) -> list[tuple[bool, float]]:
+        """Add counts decided elsewhere to GCRA keys; one script call per key, pipelined.
+
+        Args:
+            items: ``(key, count, limit, period, take)``: ``count`` events to add as is;
+                ``take`` also tries one more event, GCRA-checked.
+            now: The wall-clock time of the batch (``time.time()``).
+
+        Returns:
+            ``(taken, tat)`` per item: the shared theoretical arrival time afterwards.
+        """
+        if not items:
+            return []
+        stamp = repr(now)
+        calls: list[tuple[list[str], list[str | int | float]]] = [
+            ([self._k(key)], [stamp, limit, period, count, 1 if take else 0])
+            for key, count, limit, period, take in items
+        ]
+        if len(calls) == 1:
+            replies = [await self._reconcile(keys=calls[0][0], args=calls[0][1])]
+        else:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for keys, args in calls:
+                    await self._reconcile(keys=keys, args=args, client=pipe)
+                replies = await pipe.execute()
+        return [(bool(taken), now + float(offset)) for taken, offset in replies]
 
     async def publish(self, channel: str, message: bytes) -> None:
         await self._client.publish(self._k(channel), message)
