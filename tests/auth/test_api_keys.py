@@ -143,3 +143,21 @@ async def test_keys_are_stored_hashed_and_name_themselves_in_audit_rows(api: Api
     secret = key["key"].rsplit("_", 1)[1]
     assert secret.encode() not in stored.digest and len(stored.digest) == 32
     assert registered["tenant"]["id"] == str(stored.tenant_id)
+
+
+async def test_a_key_has_its_own_rate_limit(kit_factory: Any, settings_factory: Any) -> None:
+    from tenantkit.mail import MemoryMailer
+    from tests.helpers import serve
+
+    kit = kit_factory(
+        settings_factory(rate_limit_api="4/minute", rate_limit_tenant="1000/minute"), mailer=MemoryMailer()
+    )
+    async with serve(kit.build_app(), base_url="https://testserver") as client:
+        api = Api(client, kit, MemoryMailer())
+        _, admin = await _admin(api)
+        key = await _key(api, admin, ["users.read"])  # the creator has spent 1 of their 4 (POST /api-keys)
+        statuses = [
+            (await client.get("/users", headers={"X-API-Key": key["key"]})).status_code for _ in range(5)
+        ]
+        assert statuses == [200, 200, 200, 200, 429]
+        assert (await client.get("/users", headers=admin)).status_code == 200  # the creator's own budget

@@ -124,8 +124,14 @@ class RateLimits:
         principal = state.get("principal")
         key: tuple[object, ...]
         address = ""
+        kind, subject_id = "user", ""
         if name is None and principal is not None:
-            key = (principal.user_id, principal.tenant_id)
+            # An API key has a budget of its own, apart from its creator's.
+            if principal.api_key is not None:
+                kind, subject_id = "key", str(principal.api_key.id)
+            else:
+                subject_id = str(principal.user_id)
+            key = (kind, subject_id, principal.tenant_id)
         else:
             address = state.get("client_ip")
             if address is None:
@@ -139,7 +145,7 @@ class RateLimits:
             elif principal is None:
                 checks = [(rate_key("ip", address, "api"), self.api, "api")]
             else:
-                checks = [(rate_key("user", str(principal.user_id), "api"), self.api, "api")]
+                checks = [(rate_key(kind, subject_id, "api"), self.api, "api")]
                 if self.tenant is not None:
                     tenant_key = rate_key("tenant", str(principal.tenant_id), "api")
                     checks.append((tenant_key, self.tenant, "tenant"))
