@@ -104,6 +104,16 @@ async def main() -> dict[str, float]:
         )
         token = pair.access_token
         auth = [(b"authorization", f"Bearer {token}".encode())]
+        principal = kit.tokens.verify(token)
+        _, api_key = await kit.api_keys.create(
+            tenant,
+            creator_id=principal.user_id,
+            creator_permissions=frozenset({"reports.read"}),
+            name="bench",
+            scopes=["reports.read"],
+            expires_in_days=None,
+        )
+        key_auth = [(b"x-api-key", api_key.encode())]
         naive_token = jwt.encode(
             {"sub": "u", "iss": "tenantkit", "aud": "tenantkit", "exp": int(time.time()) + 3600},
             SECRET,
@@ -116,6 +126,7 @@ async def main() -> dict[str, float]:
                 "bare_us": request_driver(bare, "/hello"),
                 "naive_pyjwt_us": request_driver(naive, "/hello", naive_auth),
                 "tenantkit_full_stack_us": request_driver(app, "/hello", auth),
+                "tenantkit_api_key_us": request_driver(app, "/hello", key_auth),
                 "tenantkit_requires_auth_us": request_driver(app, "/auth-only", auth),
                 "tenantkit_auth_me_us": request_driver(app, "/auth/me", auth),
             }
@@ -146,6 +157,12 @@ def run() -> dict[str, float]:
         "µs",
         ratio=results["full_stack_ratio"],
         note=target_text("<=", 1.5),
+    )
+    line(
+        "tenantkit full stack, warm API key",
+        results["tenantkit_api_key_us"],
+        "µs",
+        ratio=results["tenantkit_api_key_us"] / bare,
     )
     line("tenantkit, requires_auth only", results["tenantkit_requires_auth_us"], "µs")
     line(
