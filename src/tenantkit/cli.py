@@ -52,7 +52,7 @@ def _kit(args: argparse.Namespace, extra_locations: Sequence[str] = ()) -> Tenan
 
 def _routes(args: argparse.Namespace) -> None:
     """Print every route with its methods and the permissions or roles it requires."""
-    from tenantkit.routing import walk_routes
+    from tenantkit.routing import plain_path, walk_routes
 
     if args.app:
         routes: Sequence[BaseRoute] = load_app(args.app)[1]
@@ -66,7 +66,7 @@ def _routes(args: argparse.Namespace) -> None:
         needs = joiner.join([*sorted(spec.permissions), *(f"role:{r}" for r in sorted(spec.roles))]) or (
             "authenticated" if spec.authenticated else "public"
         )
-        rows.append((",".join(sorted(set(entry.methods) - {"HEAD"})), entry.path, needs))
+        rows.append((",".join(sorted(set(entry.methods) - {"HEAD"})), plain_path(entry.path), needs))
     rows = sorted(rows, key=lambda row: (row[1], row[0]))
     width = max((len(row[0]) for row in rows), default=6)
     path_width = max((len(row[1]) for row in rows), default=4)

@@ -238,6 +238,14 @@ def check_routes(routes: Iterable[BaseRoute], registry: Container[str]) -> None:
         raise ConfigurationError(f"routes require unregistered permissions: {sorted(unknown)}")
 
 
+def plain_path(path: str) -> str:
+    """``/users/{user_id:uuid}`` as clients write it: ``/users/{user_id}`` (converters dropped)."""
+    return _CONVERTED.sub(r"{\1}", path)
+
+
+_CONVERTED = re.compile(r"\{(\w+):\w+\}")
+
+
 def public_paths(routes: Iterable[BaseRoute]) -> frozenset[str]:
     """Full paths of the routes declared ``public=True`` (login, register, health...)."""
     return frozenset(entry.path for entry in walk_routes(routes) if entry.spec.public)
