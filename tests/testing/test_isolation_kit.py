@@ -61,7 +61,9 @@ async def test_a_delete_reaching_another_tenant_is_reported(
 ) -> None:
     report = await tenantkit_isolation.check()
 
-    assert {(leak.method, leak.route) for leak in report.leaks} == {("DELETE", "/notes/{id}")}, report.summary()
+    assert {(leak.method, leak.route) for leak in report.leaks} == {("DELETE", "/notes/{id}")}, (
+        report.summary()
+    )
 
 
 async def test_skipped_routes_are_not_replayed(tenantkit_isolation: IsolationKit) -> None:

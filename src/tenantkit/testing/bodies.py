@@ -63,8 +63,8 @@ class _Generator:
             if key in schema:
                 options = [self.resolve(s) for s in schema[key]]
                 usable = [s for s in options if s.get("type") != "null"] or options
-                # A string alternative keeps decimals as text ("1.00"), the safest form.
-                chosen = next((s for s in usable if s.get("type") == "string"), usable[0])
+                # A number alternative honours bounds (decimals are number-or-string).
+                chosen = next((s for s in usable if s.get("type") in {"number", "integer"}), usable[0])
                 return self.value(chosen, name, depth)
         if "allOf" in schema:
             merged: dict[str, Any] = {}
@@ -108,6 +108,8 @@ class _Generator:
             return datetime.now(UTC).isoformat()
         if fmt == "date":
             return date.today().isoformat()
+        if name in {"content_type", "media_type", "mime_type"}:
+            return "text/plain"
         if fmt in {"uri", "url"} or name in {"url", "uri"}:
             return f"https://example.com/{self.marker}"
         low, high = int(schema.get("minLength", 1)), schema.get("maxLength")

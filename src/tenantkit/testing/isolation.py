@@ -20,13 +20,14 @@ global catalogues) are treated as shared, not as B's.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import itertools
 import json
 import re
 import secrets
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -73,14 +74,23 @@ class TenantUser:
         """Sign in again (after a replayed route ended this user's session)."""
         response = await client.post("/auth/login", json={"email": self.email, "password": self.password})
         if response.status_code != 200:
-            raise AssertionError(f"tenant {self.label} cannot sign in: {response.status_code} {response.text}")
+            raise AssertionError(
+                f"tenant {self.label} cannot sign in: {response.status_code} {response.text}"
+            )
         self.headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 async def register_tenant(
-    client: httpx.AsyncClient, label: str, *, password: str = "correct horse battery staple"
+    client: httpx.AsyncClient, label: str, *, password: str | None = None
 ) -> TenantUser:
-    """Register a new tenant with its ADMIN through ``POST /auth/register`` and sign in."""
+    """Register a new tenant with its ADMIN through ``POST /auth/register`` and sign in.
+
+    Args:
+        client: A client of the running app.
+        label: A short lowercase name (``"a"``), part of the email and the marker.
+        password: The ADMIN's password (a random one by default).
+    """
+    password = password or secrets.token_urlsafe(16)
     marker = f"tk{label}{secrets.token_hex(4)}"
     email = f"{marker}@example.com"
     response = await client.post(
@@ -253,8 +263,15 @@ class _Checker:
             found.append(self.b.user_id)
         if template and "{" + name in template:
             prefix = template[: template.index("{" + name)].rstrip("/")
-            fields = self.ids.by_collection.get(prefix, {})
-            found += sorted(fields.get(name) or fields.get("id") or ())
+            # The collection itself, else what was created below it (``/files/uploads``).
+            related = (
+                [prefix]
+                if prefix in self.ids.by_collection
+                else sorted(c for c in self.ids.by_collection if c.startswith(prefix + "/") and "{" not in c)
+            )
+            for collection in related:
+                fields = self.ids.by_collection[collection]
+                found += sorted(fields.get(name) or fields.get("id") or ())
         if name != "id" and _id_key(name):
             found += sorted(self.ids.by_key.get(name, ()))
             stem = name[:-3]
@@ -263,6 +280,11 @@ class _Checker:
                     found += sorted(fields.get("id", ()))
         unique = [value for value in dict.fromkeys(found) if value not in self.shared]
         return unique[: self.max_ids]
+
+    def first(self, name: str, template: str = "") -> str | None:
+        """B's first value for ``name``, or ``None``."""
+        found = self.candidates(name, template)
+        return found[0] if found else None
 
     def body_for(self, entry: RouteEntry, method: str, user: TenantUser, ids: Any) -> Any:
         for key in (f"{method} {entry.path}", entry.path):
@@ -285,11 +307,11 @@ class _Checker:
         for _ in range(3):
             still: list[tuple[RouteEntry, str]] = []
             for entry, method in pending:
-                url = self.fill(entry.path, lambda name, path=entry.path: (self.candidates(name, path) or [None])[0])
+                url = self.fill(entry.path, functools.partial(self.first, template=entry.path))
                 if url is None:
                     still.append((entry, method))
                     continue
-                body = self.body_for(entry, method, self.b, lambda name: (self.candidates(name) or [None])[0])
+                body = self.body_for(entry, method, self.b, self.first)
                 response = await self.send(self.b, method, url, body)
                 key = f"{method} {entry.path}"
                 if response.is_success:
@@ -311,7 +333,7 @@ class _Checker:
                         self.ids.collect(entry.path, _json(response))
 
     @staticmethod
-    def fill(template: str, value: Any) -> str | None:
+    def fill(template: str, value: Callable[[str], str | None]) -> str | None:
         missing = False
 
         def one(match: re.Match[str]) -> str:
@@ -328,9 +350,15 @@ class _Checker:
         options = [self.candidates(name, template) for name in names]
         urls = []
         for combo in itertools.islice(itertools.product(*options), self.max_ids):
-            chosen = dict(zip(names, combo, strict=True))
-            urls.append(_PARAM.sub(lambda m: chosen[m.group(1)], template))
+            url = self.fill(template, dict(zip(names, combo, strict=True)).get)
+            if url is not None:
+                urls.append(url)
         return urls
+
+    def unknown(self, template: str, name: str) -> str | None:
+        """A value like B's for ``name`` that names nothing (for the control request)."""
+        found = self.candidates(name, template)
+        return _unknown_like(found[0]) if found else None
 
     def routes(self, methods: Iterable[str]) -> list[tuple[RouteEntry, str]]:
         wanted = set(methods)
@@ -350,22 +378,16 @@ class _Checker:
                 carried.update(found[:1])
                 return found[0] if found else None
 
-            def unknown(name: str) -> str | None:
-                found = self.candidates(name)
-                return _unknown_like(found[0]) if found else None
-
             if _PARAM.search(entry.path):
                 urls = self.urls(entry.path)
                 if not urls:
                     self.report.untested.append(key)
                     continue
-                control_url = _PARAM.sub(
-                    lambda m: _unknown_like(self.candidates(m.group(1), entry.path)[0]), entry.path
-                )
+                control_url = self.fill(entry.path, functools.partial(self.unknown, entry.path)) or entry.path
             else:
                 urls, control_url = [entry.path], entry.path
             body = self.body_for(entry, method, self.a, b_ids)
-            control_body = self.body_for(entry, method, self.a, unknown)
+            control_body = self.body_for(entry, method, self.a, functools.partial(self.unknown, ""))
             crossing = bool(carried) or urls[0] != entry.path
             control = await self.send(self.a, method, control_url, control_body) if crossing else None
             for url in urls:
@@ -378,14 +400,21 @@ class _Checker:
                             url,
                             entry.path,
                             response.status_code,
-                            f"answered tenant A on tenant B's resource (an unknown id gets {control.status_code})",
+                            "answered tenant A on tenant B's resource "
+                            f"(an unknown id gets {control.status_code})",
                         )
                     )
                 text = response.text
                 seen = sorted(n for n in needles if n in text and n not in sent)
                 if seen:
                     self.report.leaks.append(
-                        Leak(method, url, entry.path, response.status_code, f"tenant B's data in the body: {seen[:5]}")
+                        Leak(
+                            method,
+                            url,
+                            entry.path,
+                            response.status_code,
+                            f"tenant B's data in the body: {seen[:5]}",
+                        )
                     )
 
 
@@ -438,7 +467,9 @@ async def check_isolation(
     checker.shared = (seen_by_a.all() & seen_by_b.all()) - identities
     for collection, fields in seen_by_a.by_collection.items():
         for key, values in fields.items():
-            checker.shared |= (values & seen_by_b.by_collection.get(collection, {}).get(key, set())) - identities
+            checker.shared |= (
+                values & seen_by_b.by_collection.get(collection, {}).get(key, set())
+            ) - identities
     await checker.create_as_b()
     checker.report.b_ids = len(checker.ids.all() - checker.shared)
     await checker.replay()

@@ -213,7 +213,9 @@ async def tenantkit_tenants(tenantkit_client: httpx.AsyncClient) -> TenantPair:
     """Tenants ``a`` and ``b``, each with an ADMIN registered through ``POST /auth/register``."""
     from tenantkit.testing.isolation import register_tenant
 
-    return TenantPair(await register_tenant(tenantkit_client, "a"), await register_tenant(tenantkit_client, "b"))
+    return TenantPair(
+        await register_tenant(tenantkit_client, "a"), await register_tenant(tenantkit_client, "b")
+    )
 
 
 @dataclass
