@@ -59,7 +59,16 @@ async def test_no_route_of_the_example_app_leaks_across_brands(tenantkit_isolati
     report.assert_clean()
     # The check reached B's resources: products, orders, files, webhooks were created as B
     # and their item routes replayed as A with B's ids.
-    for route in ("POST /products", "POST /orders", "POST /files/uploads"):
+    for route in ("POST /products", "POST /orders", "POST /files/uploads", "POST /webhooks"):
         assert route in report.created, report.summary()
-    for route in ("GET /products/{id}", "PATCH /products/{id}", "DELETE /products/{id}", "GET /orders/{id}"):
+    for route in (
+        "GET /products/{id}",
+        "PATCH /products/{id}",
+        "DELETE /products/{id}",
+        "GET /orders/{id}",
+        "GET /files/{id}",
+        "DELETE /webhooks/{id}",
+        "DELETE /users/invitations/{invitation_id}",
+        "DELETE /auth/sessions/{session_id}",
+    ):
         assert route in report.replayed and route not in report.untested, report.summary()
