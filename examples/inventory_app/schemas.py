@@ -25,7 +25,7 @@ from pydantic import (
     field_validator,
 )
 
-from tenantkit.http import RequestModel, check_text
+from tenantkit.http import RequestModel, absent_not_null, check_text
 from tenantkit.pagination import CursorParam
 
 __all__ = [
@@ -123,24 +123,10 @@ class ProductIn(_In):
     ] = 0
 
 
-def _absent_not_null(schema: dict[str, Any]) -> None:
-    """Optional fields of a PATCH may be left out but never be ``null``: say so in the schema."""
-    for prop in schema.get("properties", {}).values():
-        options = prop.get("anyOf")
-        if isinstance(options, list) and {"type": "null"} in options:
-            rest = [o for o in options if o != {"type": "null"}]
-            del prop["anyOf"]
-            prop.pop("default", None)
-            if len(rest) == 1:
-                prop.update(rest[0])
-            else:
-                prop["anyOf"] = rest
-
-
 class ProductPatch(_In):
     """``PATCH /products/{id}``: any subset of the writable fields (stock changes through adjustments)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_absent_not_null)
+    model_config = ConfigDict(extra="forbid", json_schema_extra=absent_not_null)
 
     sku: Sku | None = None
     name: Name | None = None

@@ -30,8 +30,10 @@ from tenantkit.routing import allowed_methods
 __all__ = [
     "BIGINT_MAX",
     "ORJSONResponse",
+    "PatchModel",
     "RequestModel",
     "SafeText",
+    "absent_not_null",
     "check_text",
     "edge_errors",
     "json_response",
@@ -301,7 +303,8 @@ def problem_exception_handlers() -> dict[Any, Any]:
     return handlers
 
 
-def _absent_not_null(schema: dict[str, Any]) -> None:
+def absent_not_null(schema: dict[str, Any]) -> None:
+    """In a PATCH body's JSON schema: optional fields may be left out, never be ``null``."""
     for prop in schema.get("properties", {}).values():
         options = prop.get("anyOf")
         if isinstance(options, list) and {"type": "null"} in options:
@@ -321,7 +324,7 @@ class PatchModel(RequestModel):
     an explicit ``null`` is a 422, and the schema says so.
     """
 
-    model_config = pydantic.ConfigDict(extra="forbid", json_schema_extra=_absent_not_null)
+    model_config = pydantic.ConfigDict(extra="forbid", json_schema_extra=absent_not_null)
 
     @pydantic.model_validator(mode="before")
     @classmethod

@@ -7,30 +7,16 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tenantkit.http import absent_not_null
 from tenantkit.normalize import StorableText
+from tenantkit.rbac.registry import PERMISSION_PATTERN
 
 __all__ = ["RoleIn", "RoleName", "RoleOut", "RolePage", "RolePatchIn", "role_bodies"]
 
 RoleName = Annotated[str, Field(min_length=2, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
-#: ``products.read``, ``products.*`` or ``*`` (the registry's ``valid_pattern``).
-PERMISSION_PATTERN = r"^(\*|[a-z][a-z0-9_-]*\.(\*|[a-z][a-z0-9_-]*))$"
 Pattern = Annotated[str, Field(min_length=1, max_length=128, pattern=PERMISSION_PATTERN)]
 Description = Annotated[str, Field(max_length=500), StorableText()]
 Permissions = Annotated[list[Pattern], Field(max_length=500)]
-
-
-def _absent_not_null(schema: dict[str, Any]) -> None:
-    """Optional fields of a PATCH may be left out but never be ``null``: say so in the schema."""
-    for prop in schema.get("properties", {}).values():
-        options = prop.get("anyOf")
-        if isinstance(options, list) and {"type": "null"} in options:
-            rest = [o for o in options if o != {"type": "null"}]
-            del prop["anyOf"]
-            prop.pop("default", None)
-            if len(rest) == 1:
-                prop.update(rest[0])
-            else:
-                prop["anyOf"] = rest
 
 
 class _Body(BaseModel):
@@ -48,7 +34,7 @@ class RoleIn(_Body):
 class RolePatchIn(_Body):
     """``PATCH /roles/{name}``: any subset of the fields; a field may be left out, never ``null``."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_absent_not_null)
+    model_config = ConfigDict(extra="forbid", json_schema_extra=absent_not_null)
 
     permissions: Permissions | None = None
     description: Description | None = None
@@ -77,7 +63,7 @@ def role_bodies(grantable: Callable[[], Iterable[str]]) -> tuple[type[RoleIn], t
                 option["items"] = {"type": "string", "enum": sorted(grantable())}
 
     def patch_enum(schema: dict[str, Any]) -> None:
-        _absent_not_null(schema)
+        absent_not_null(schema)
         enum(schema)
 
     create = type(
