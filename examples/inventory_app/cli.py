@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from inventory_app.app import create_kit
 from inventory_app.seed import DEMO_BRANDS, DemoLogin, demo_logins, has_tenants, seed
 from tenantkit import ConfigurationError, Settings, TenantKit
+from tenantkit.cli import positive_int
 
 __all__ = ["APP_FACTORY", "main", "server_options"]
 
@@ -76,17 +77,6 @@ def server_options() -> dict[str, str]:
     return options
 
 
-def positive(text: str) -> int:
-    """An ``argparse`` type: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
 def serve(host: str, port: int, *, run_migrations: bool, workers: int = 1) -> None:
     """Migrate, seed the embedded default's empty database in development, and serve.
 
@@ -138,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--no-migrate", action="store_true", help="do not apply pending migrations")
     run.add_argument(
         "--workers",
-        type=positive,
+        type=positive_int,
         default=1,
         help="server processes sharing the port (more than 1 needs TENANTKIT_REDIS_URL)",
     )

@@ -94,7 +94,8 @@ async def _db_current(kit: TenantKit) -> None:
         await kit.database.dispose()
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
+    """An ``argparse`` type: an integer of at least 1 (``--workers``)."""
     try:
         value = int(text)
     except ValueError:
@@ -139,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     superadmin.add_argument("email")
     worker = commands.add_parser("worker", help="run background jobs and webhook deliveries until stopped")
     worker.add_argument(
-        "--workers", type=_positive, default=1, help="worker processes to run (default 1: this one)"
+        "--workers", type=positive_int, default=1, help="worker processes to run (default 1: this one)"
     )
     jobs = commands.add_parser("jobs", help="background jobs")
     jobs_commands = jobs.add_subparsers(dest="jobs_command", required=True)
