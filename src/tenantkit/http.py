@@ -276,6 +276,14 @@ async def _unavailable_handler(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _database_error_handler(request: Request, exc: Exception) -> Response:
+    """A driver error: 503 when it is a lost connection (the pool is invalidated), else a plain 500."""
+    if getattr(exc, "connection_invalidated", False):
+        return await _unavailable_handler(request, exc)
+    logger.error("database error: %s", type(exc).__name__, exc_info=exc)
+    return problem_response(500, "An unexpected error occurred.")
+
+
 def _outage_exceptions() -> list[type[Exception]]:
     from sqlalchemy import exc as sa_exc
 
@@ -300,6 +308,9 @@ def problem_exception_handlers() -> dict[Any, Any]:
     """Exception handlers rendering tenantkit errors, HTTP errors and outages (503) as problem+json."""
     handlers: dict[Any, Any] = {ProblemError: _problem_handler, HTTPException: _http_handler}
     handlers.update(dict.fromkeys(_outage_exceptions(), _unavailable_handler))
+    from sqlalchemy.exc import DBAPIError
+
+    handlers[DBAPIError] = _database_error_handler  # subclasses above (outages) keep their handler
     return handlers
 
 

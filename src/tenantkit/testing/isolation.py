@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.routing import BaseRoute
 
-from tenantkit.routing import RouteEntry, walk_routes
+from tenantkit.routing import RouteEntry, plain_path, walk_routes
 from tenantkit.testing.bodies import example_body
 
 if TYPE_CHECKING:
@@ -287,7 +287,7 @@ class _Checker:
         return found[0] if found else None
 
     def body_for(self, entry: RouteEntry, method: str, user: TenantUser, ids: Any) -> Any:
-        for key in (f"{method} {entry.path}", entry.path):
+        for key in (f"{method} {plain_path(entry.path)}", plain_path(entry.path)):
             if key in self.bodies:
                 return self.bodies[key]
         if entry.spec.body is None:
@@ -313,7 +313,7 @@ class _Checker:
                     continue
                 body = self.body_for(entry, method, self.b, self.first)
                 response = await self.send(self.b, method, url, body)
-                key = f"{method} {entry.path}"
+                key = f"{method} {plain_path(entry.path)}"
                 if response.is_success:
                     self.ids.collect(entry.path, _json(response))
                     self.report.created.append(key)
@@ -369,7 +369,7 @@ class _Checker:
         needles = self.ids.all() | {self.b.marker, self.b.email, self.b.tenant_id, self.b.user_id}
         needles -= self.shared
         for entry, method in self.routes(_ORDER):
-            key = f"{method} {entry.path}"
+            key = f"{method} {plain_path(entry.path)}"
             self.report.replayed.append(key)
             carried: set[str] = set()
 
