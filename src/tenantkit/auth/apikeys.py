@@ -98,6 +98,10 @@ class ApiKeys:
         self.flush_seconds = flush_seconds
         self.cache: SyncedCache[_Record | None] = SyncedCache(store, "api-keys", self._load, ttl=300)
         self._used: dict[uuid.UUID, tuple[uuid.UUID, datetime]] = {}
+        #: Keys already verified against a cached record, and their principal: a warm key
+        #: costs a dictionary lookup, not an HMAC. Revocation replaces the cached record,
+        #: which no longer matches, so the key is verified (and refused) afresh.
+        self._verified: dict[str, tuple[_Record, Principal]] = {}
         self._flusher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -225,13 +229,17 @@ class ApiKeys:
             raise InvalidTokenError("Invalid API key.")
         public_id = key[len(API_KEY_PREFIX) :].partition("_")[0]
         record = await self.cache.get(public_id)
+        now = utcnow()
+        seen = self._verified.get(key)
+        if seen is not None and seen[0] is record and (record.expires_at is None or record.expires_at > now):
+            self._used[record.id] = (record.tenant_id, now)
+            return seen[1]
         if record is None or not hmac.compare_digest(record.digest, keyed_digest(self.digest_key, key)):
             raise InvalidTokenError("Invalid API key.")
-        now = utcnow()
         if record.revoked or (record.expires_at is not None and record.expires_at <= now):
             raise InvalidTokenError("This API key was revoked or has expired.")
         self._used[record.id] = (record.tenant_id, now)
-        return Principal(
+        principal = Principal(
             user_id=record.created_by,
             tenant_id=record.tenant_id,
             session_id=record.id,
@@ -240,6 +248,10 @@ class ApiKeys:
             claims={"sub": str(record.created_by), "tid": str(record.tenant_id)},
             api_key=ApiKeyRef(id=record.id, name=record.name, scopes=record.scopes),
         )
+        if len(self._verified) >= 10_000:
+            self._verified.clear()
+        self._verified[key] = (record, principal)
+        return principal
 
     # -- last use, in batches ---------------------------------------------- #
 

@@ -39,6 +39,7 @@ class PermissionRegistry:
     def __init__(self) -> None:
         self._codes: dict[str, str] = {}
         self._frozen: tuple[frozenset[str], frozenset[str]] | None = None
+        self._expanded: dict[tuple[tuple[str, ...], frozenset[str]], frozenset[str]] = {}
         self.platform: frozenset[str] = frozenset(PLATFORM_PERMISSIONS)
         self.register_many(FRAMEWORK_PERMISSIONS.items())
         self.register_many(PLATFORM_PERMISSIONS.items())
@@ -81,8 +82,18 @@ class PermissionRegistry:
         return bool(_PATTERN.match(pattern))
 
     def expand(self, patterns: Iterable[str], *, universe: frozenset[str] | None = None) -> frozenset[str]:
-        """Concrete codes matched by ``patterns`` (wildcards expanded)."""
+        """Concrete codes matched by ``patterns`` (wildcards expanded; memoised per pattern set)."""
         pool = universe if universe is not None else self.tenant_codes
+        key = (tuple(patterns), pool)
+        found = self._expanded.get(key)
+        if found is None:
+            if len(self._expanded) >= 4096:
+                self._expanded.clear()
+            found = self._expanded[key] = self._expand(key[0], pool)
+        return found
+
+    @staticmethod
+    def _expand(patterns: tuple[str, ...], pool: frozenset[str]) -> frozenset[str]:
         result: set[str] = set()
         for pattern in patterns:
             if "*" in pattern:
