@@ -161,3 +161,29 @@ async def test_a_key_has_its_own_rate_limit(kit_factory: Any, settings_factory: 
         ]
         assert statuses == [200, 200, 200, 200, 429]
         assert (await client.get("/users", headers=admin)).status_code == 200  # the creator's own budget
+
+
+async def test_the_access_log_names_the_key(api: Api) -> None:
+    import io
+    import json
+    import logging
+
+    from tenantkit.observability.logging import JSONFormatter
+
+    _, admin = await _admin(api)
+    key = await _key(api, admin, ["users.read"])
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JSONFormatter())
+    access = logging.getLogger("tenantkit.access")
+    access.addHandler(handler)
+    previous = access.level
+    access.setLevel(logging.INFO)
+    try:
+        assert (await api.client.get("/users", headers={"X-API-Key": key["key"]})).status_code == 200
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(previous)
+    (line,) = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert line["api_key_id"] == key["id"] and line["route"] == "/users"
+    assert key["key"] not in stream.getvalue()  # never the secret

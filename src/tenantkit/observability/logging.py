@@ -37,6 +37,10 @@ class JSONFormatter(logging.Formatter):
         principal = current_principal()
         if principal:
             payload["user_id"] = str(principal.user_id)
+            if principal.api_key is not None:  # the key acting for its creator
+                payload["api_key_id"] = str(principal.api_key.id)
+            elif principal.impersonator_id is not None:  # the real actor of an impersonation
+                payload["impersonator_id"] = str(principal.impersonator_id)
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 payload[key] = value
