@@ -164,6 +164,15 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     asyncio.run(cleanup())
 
 
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[Any]:
+    """A private three-master Redis Cluster for the whole session (never the shared Redis)."""
+    from tests.services import private_redis_cluster
+
+    with private_redis_cluster() as cluster:
+        yield cluster
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest) -> str:
     """Run a test once on SQLite + memory store and once on PostgreSQL + Redis."""
