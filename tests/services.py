@@ -225,6 +225,12 @@ class PrivateRedisCluster:
         )
         _wait_for_port(port)
 
+    def kill_node(self, port: int) -> None:
+        """Kill one master (its slots stay uncovered until it comes back)."""
+        process = self.processes.pop(port)
+        process.kill()
+        process.wait()
+
     def start(self) -> None:
         for port in self.ports:
             self.start_node(port)
