@@ -51,6 +51,9 @@ async def test_a_cluster_node_failing_over_never_admits_a_revoked_token_and_reco
                 await asyncio.sleep(0.2)
             assert await statuses(revoked) == 401
             assert await _login_works(client)
+            while not kit.revocations.live:  # its sharded subscription came back by itself
+                assert loop.time() < deadline + 10, "the revocation channel did not resubscribe"
+                await asyncio.sleep(0.2)
 
 
 async def _login_works(client: httpx.AsyncClient) -> bool:

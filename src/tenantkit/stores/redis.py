@@ -65,6 +65,11 @@ class _Cluster(RedisCluster):
             await self.initialize()
         return await super().execute_command(*args, **kwargs)
 
+    async def refresh(self) -> None:
+        """Reload the slot map (after a failover), the way a failed command makes redis-py do it."""
+        self._initialize = True
+        await self.initialize()
+
 
 def cluster_client(nodes: list[str], **options: Any) -> RedisCluster:
     """A lazy client of the Redis Cluster that any of ``nodes`` (``host:port``) belongs to.
@@ -224,8 +229,8 @@ class RedisStore:
                     if not healthy:
                         with contextlib.suppress(Exception):
                             await pubsub.aclose()
-                        if isinstance(self._client, RedisCluster):  # a failover moved the slot?
-                            await self._client.nodes_manager.initialize()
+                        if isinstance(self._client, _Cluster):  # a failover moved the slot?
+                            await self._client.refresh()
                         pubsub = await self._open_pubsub(channel)
                         healthy = True
                         delay = 0.1
