@@ -164,10 +164,26 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     asyncio.run(cleanup())
 
 
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[Any]:
+    """A private three-master Redis Cluster for the whole session (never the shared Redis)."""
+    from tests.services import private_redis_cluster
+
+    with private_redis_cluster() as cluster:
+        yield cluster
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest) -> str:
-    """Run a test once on SQLite + memory store and once on PostgreSQL + Redis."""
+    """Run a test once on SQLite + memory store and once on PostgreSQL + Redis.
+
+    ``@ON_CLUSTER`` adds a third run on PostgreSQL + the private Redis Cluster.
+    """
     return str(request.param)
+
+
+#: Run a ``backend`` test on SQLite, PostgreSQL + Redis, and PostgreSQL + a Redis Cluster.
+ON_CLUSTER = pytest.mark.parametrize("backend", ["sqlite", "postgres", "cluster"], indirect=True)
 
 
 @pytest.fixture
@@ -185,6 +201,10 @@ def settings_factory(request: pytest.FixtureRequest, backend: str, tmp_path: Pat
         values["database_url"] = request.getfixturevalue("pg_url")
         values["redis_url"] = request.getfixturevalue("redis_url")
         values["redis_key_prefix"] = request.getfixturevalue("redis_prefix")
+    elif backend == "cluster":  # a private cluster for the session: a fresh prefix, no cleanup
+        values["database_url"] = request.getfixturevalue("pg_url")
+        values["redis_cluster_nodes"] = request.getfixturevalue("redis_cluster").nodes
+        values["redis_key_prefix"] = f"tkc:{uuid.uuid4().hex[:12]}:"
     else:
         values["database_url"] = request.getfixturevalue("sqlite_url")
 
@@ -215,14 +235,14 @@ async def two_instances(
 ) -> AsyncIterator[tuple[Api, Any]]:
     """Two served kits behaving as one deployment: the ``Api`` of A and a client of B.
 
-    On postgres they share PostgreSQL and Redis; on sqlite the database file and one
-    ``MemoryStore`` (standing in for Redis).
+    On postgres (cluster) they share PostgreSQL and Redis (the Redis Cluster); on
+    sqlite the database file and one ``MemoryStore`` (standing in for Redis).
     """
     from tenantkit import MemoryStore
     from tenantkit.mail import MemoryMailer
     from tests.helpers import serve
 
-    shared: dict[str, Any] = {} if backend == "postgres" else {"store": MemoryStore()}
+    shared: dict[str, Any] = {} if backend != "sqlite" else {"store": MemoryStore()}
     kit_a = kit_factory(settings_factory(), mailer=MemoryMailer(), **shared)
     kit_b = kit_factory(settings_factory(), mailer=MemoryMailer(), **shared)
     async with (

@@ -192,3 +192,118 @@ def private_redis() -> Iterator[PrivateRedis]:
         yield server
     finally:
         server.stop()
+
+
+class PrivateRedisCluster:
+    """A throwaway three-master Redis Cluster on free loopback ports (no replicas)."""
+
+    def __init__(self, masters: int = 3) -> None:
+        for tool in ("redis-server", "redis-cli"):
+            if not shutil.which(tool):
+                _fail_or_skip(f"{tool} not found: apt-get install redis-server")
+        self.dir = Path(tempfile.mkdtemp(prefix="tk-rc-"))
+        self.ports = [_cluster_port() for _ in range(masters)]
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
+
+    @property
+    def nodes(self) -> str:
+        """The ``TENANTKIT_REDIS_CLUSTER_NODES`` value (``host:port,...``)."""
+        return ",".join(f"127.0.0.1:{port}" for port in self.ports)
+
+    def start_node(self, port: int) -> None:
+        self.processes[port] = subprocess.Popen(
+            [
+                "redis-server",
+                *("--cluster-enabled", "yes"),
+                *("--cluster-config-file", str(self.dir / f"nodes-{port}.conf")),
+                *("--cluster-node-timeout", "2000"),
+                *("--port", str(port), "--bind", "127.0.0.1", "--dir", str(self.dir)),
+                *("--save", "", "--appendonly", "no", "--daemonize", "no"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait_for_port(port)
+
+    def kill_node(self, port: int) -> None:
+        """Kill one master (its slots stay uncovered until it comes back)."""
+        process = self.processes.pop(port)
+        process.kill()
+        process.wait()
+
+    def start(self) -> None:
+        for port in self.ports:
+            self.start_node(port)
+        created = subprocess.run(
+            [
+                "redis-cli",
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{port}" for port in self.ports),
+                *("--cluster-replicas", "0", "--cluster-yes"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if created.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed: {created.stdout}{created.stderr}")
+        self.wait_ok()
+
+    def wait_ok(self, timeout: float = 30) -> None:
+        """Wait until every running node says ``cluster_state:ok``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            states = [
+                subprocess.run(
+                    ["redis-cli", "-p", str(port), "cluster", "info"], capture_output=True, text=True
+                ).stdout
+                for port in self.processes
+            ]
+            if all("cluster_state:ok" in state for state in states):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("private redis cluster did not reach cluster_state:ok")
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            process.kill()
+            process.wait()
+        self.processes.clear()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (``port + 10000``) is free and valid too."""
+    import socket
+
+    while True:
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port + 10000)) != 0:
+                return port
+
+
+def _wait_for_port(port: int) -> None:
+    import socket
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"redis-server on port {port} did not start")
+
+
+@contextlib.contextmanager
+def private_redis_cluster() -> Iterator[PrivateRedisCluster]:
+    """A started three-master cluster, killed and removed afterwards."""
+    cluster = PrivateRedisCluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()

@@ -81,3 +81,26 @@ def test_embedded_default_database_is_sqlite_in_data_dir(tmp_path: object) -> No
 def test_rate_limit_parsing_rejects_nonsense(text: str) -> None:
     with pytest.raises(ValueError):
         RateLimit.parse(text)
+
+
+def test_redis_cluster_nodes_are_host_port_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TENANTKIT_JWT_SECRET", STRONG)
+    monkeypatch.setenv("TENANTKIT_REDIS_CLUSTER_NODES", "10.0.1.1:6379, redis-2.internal:7000")
+    assert Settings.load().redis_cluster_nodes == ["10.0.1.1:6379", "redis-2.internal:7000"]
+    for bad in ("10.0.1.1", "host:port", ":6379", "host:70000"):
+        with pytest.raises(ConfigurationError, match="redis_cluster_nodes"):
+            Settings.load(redis_cluster_nodes=bad)
+
+
+def test_redis_cluster_nodes_select_the_cluster_store_and_broker() -> None:
+    from redis.asyncio.cluster import RedisCluster
+
+    from tenantkit.jobs import create_broker
+    from tenantkit.stores import create_store
+
+    settings = Settings.load(
+        jwt_secret=STRONG, redis_url="redis://127.0.0.1:1/0", redis_cluster_nodes="127.0.0.1:1,127.0.0.1:2"
+    )
+    store = create_store(settings)  # lazy: nothing connects here
+    assert isinstance(getattr(store, "_client"), RedisCluster)  # noqa: B009 - the client is private
+    assert type(create_broker(settings)).__name__ == "RecoveringStreamClusterBroker"

@@ -295,12 +295,19 @@ def _outage_exceptions() -> list[type[Exception]]:
         TimeoutError,
     ]
     try:
+        from redis.exceptions import ClusterDownError, RedisClusterException, TryAgainError
         from redis.exceptions import ConnectionError as RedisConnectionError
         from redis.exceptions import TimeoutError as RedisTimeoutError
     except ImportError:  # pragma: no cover - without the redis extra
         pass
-    else:
-        kinds += [RedisConnectionError, RedisTimeoutError]
+    else:  # a Redis Cluster failing over: slots down or moving, no node reachable
+        kinds += [
+            RedisConnectionError,
+            RedisTimeoutError,
+            ClusterDownError,
+            TryAgainError,
+            RedisClusterException,
+        ]
     return kinds
 
 

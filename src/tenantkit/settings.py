@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     # Redis / stores
     redis_url: str | None = None
     redis_key_prefix: str = "tk:"
+    redis_cluster_nodes: CommaList = Field(default_factory=list)
 
     # Tokens
     jwt_algorithm: Literal["HS256", "EdDSA", "ES256", "RS256"] = "HS256"
@@ -167,6 +168,7 @@ class Settings(BaseSettings):
         "csrf_trusted_origins",
         "webhook_allow_hosts",
         "database_replica_urls",
+        "redis_cluster_nodes",
         mode="before",
     )
     @classmethod
@@ -209,6 +211,15 @@ class Settings(BaseSettings):
     def _check_redis_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("redis_cluster_nodes")
+    @classmethod
+    def _check_cluster_nodes(cls, value: list[str]) -> list[str]:
+        for node in value:
+            host, _, port = node.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{node!r}: each node must be host:port")
         return value
 
     @field_validator("tenant_resolvers")

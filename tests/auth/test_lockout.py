@@ -14,6 +14,7 @@ from tenantkit import MemoryStore, Settings, TenantKit
 from tenantkit.auth.lockout import Lockout
 from tenantkit.errors import AccountLockedError
 from tenantkit.mail import MemoryMailer
+from tests.conftest import ON_CLUSTER
 from tests.helpers import Api, assert_problem
 
 ATTACKER = "198.51.100.66"
@@ -55,6 +56,7 @@ async def login(client: httpx.AsyncClient, password: str = PASSWORD) -> httpx.Re
     return await client.post("/auth/login", json={"email": "owner@example.com", "password": password})
 
 
+@ON_CLUSTER
 async def test_failures_during_the_lock_do_not_extend_it(
     locked_out: tuple[httpx.AsyncClient, httpx.AsyncClient, float],
 ) -> None:

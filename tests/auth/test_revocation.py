@@ -23,7 +23,7 @@ from tenantkit.db.migrate import upgrade
 from tenantkit.db.models import AuthSession
 from tenantkit.mail import MemoryMailer
 from tests.auth.conftest import Api
-from tests.conftest import SECRET
+from tests.conftest import ON_CLUSTER, SECRET
 from tests.helpers import assert_problem, eventually, serve
 from tests.services import private_postgres, private_redis
 
@@ -72,6 +72,7 @@ async def served() -> AsyncIterator[Served]:
         yield start
 
 
+@ON_CLUSTER
 async def test_logout_on_one_instance_is_refused_on_another(
     two_instances: tuple[Api, httpx.AsyncClient],
 ) -> None:

@@ -85,7 +85,7 @@ async def test_the_worker_recreates_its_stream_after_redis_loses_its_data(
     def log() -> str:
         return log_path.read_text(errors="replace")[-4000:] if log_path.exists() else ""
 
-    values = _settings(pg_url, own_redis.url, "tkr:", tmp_path / "data")
+    values = _settings(pg_url, {"redis_url": own_redis.url, "redis_key_prefix": "tkr:"}, tmp_path / "data")
     kit: TenantKit = build_kit(Settings.load(**values), autoload_plugins=False)
     app = kit.build_app()
     async with serve(app) as client:

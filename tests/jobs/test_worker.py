@@ -32,7 +32,19 @@ ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery"
 
 
-def _settings(pg_url: str, redis_url: str, redis_prefix: str, data_dir: Path) -> dict[str, Any]:
+@pytest.fixture(params=["redis", "cluster"])
+def job_redis(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The Redis settings the jobs travel on: the shared Redis, or the private Redis Cluster."""
+    if request.param == "cluster":
+        nodes = request.getfixturevalue("redis_cluster").nodes
+        return {"redis_cluster_nodes": nodes, "redis_key_prefix": f"tkc:{uuid.uuid4().hex[:12]}:"}
+    return {
+        "redis_url": request.getfixturevalue("redis_url"),
+        "redis_key_prefix": request.getfixturevalue("redis_prefix"),
+    }
+
+
+def _settings(pg_url: str, job_redis: dict[str, str], data_dir: Path) -> dict[str, Any]:
     return {
         "env": "test",
         "jwt_secret": SECRET,
@@ -41,17 +53,16 @@ def _settings(pg_url: str, redis_url: str, redis_prefix: str, data_dir: Path) ->
         "log_level": "WARNING",
         "rate_limit_auth": "10000/minute",
         "database_url": pg_url,
-        "redis_url": redis_url,
-        "redis_key_prefix": redis_prefix,
+        **job_redis,
     }
 
 
 @pytest.fixture
 async def worker_process(
-    pg_url: str, redis_url: str, redis_prefix: str, tmp_path: Path
+    pg_url: str, job_redis: dict[str, str], tmp_path: Path
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """``tenantkit --app tests.jobs.worker_app:create_app worker`` in its own process."""
-    values = _settings(pg_url, redis_url, redis_prefix, tmp_path / "worker")
+    values = _settings(pg_url, job_redis, tmp_path / "worker")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTKIT_")}
     env.update({f"TENANTKIT_{k.upper()}": str(v) for k, v in values.items()})
     env["TENANTKIT_DISABLE_PLUGIN_AUTOLOAD"] = "1"
@@ -92,15 +103,14 @@ async def _seen(kit: TenantKit, tenant: TenantRef, marker: str) -> dict[str, Any
 
 async def test_job_queued_in_a_request_runs_in_a_separate_worker_scoped_to_its_tenant(
     pg_url: str,
-    redis_url: str,
-    redis_prefix: str,
+    job_redis: dict[str, str],
     tmp_path: Path,
     worker_process: asyncio.subprocess.Process,
 ) -> None:
-    kit = build_kit(
-        Settings.load(**_settings(pg_url, redis_url, redis_prefix, tmp_path / "app")), autoload_plugins=False
-    )
+    kit = build_kit(Settings.load(**_settings(pg_url, job_redis, tmp_path / "app")), autoload_plugins=False)
     assert not kit.jobs.in_process  # Redis: this process only queues
+    if "redis_cluster_nodes" in job_redis:  # the store and the broker are on the cluster
+        assert type(kit.jobs.broker).__name__ == "RecoveringStreamClusterBroker"
 
     @requires_permissions("products.read")
     async def start_report(request: Request) -> Response:
@@ -153,6 +163,7 @@ async def test_job_queued_in_a_request_runs_in_a_separate_worker_scoped_to_its_t
             "pid": worker_process.pid,  # the worker ran it, not this process
         }
         assert await _seen(kit, tenant_b, marker) is None  # written in A's scope only
+        assert await kit.jobs.worker.alive() == 1  # its heartbeat, written and read on the same Redis
 
     worker_process.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(worker_process.wait(), 20) == 0, _log(tmp_path)

@@ -11,6 +11,7 @@ import httpx
 from tenantkit.security import RateLimiter, RateLimitResult, limit_headers, rate_key
 from tenantkit.settings import RateLimit
 from tenantkit.stores.memory import MemoryStore
+from tests.conftest import ON_CLUSTER
 from tests.helpers import assert_problem
 from tests.security.conftest import register_and_login
 
@@ -25,6 +26,7 @@ def assert_limited(response: httpx.Response, policy: str) -> None:
     assert re.search(rf'"{policy}";r=0;t=\d+', response.headers["ratelimit"])
 
 
+@ON_CLUSTER
 async def test_auth_routes_are_limited_per_address_with_draft_headers(served: Callable[..., Any]) -> None:
     app = await served(rate_limit_auth="3/minute")
     client = await app.client()

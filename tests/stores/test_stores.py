@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from tenantkit.stores import MemoryStore, Store
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
     if request.param == "memory":
         yield MemoryStore()
         return
     from tenantkit.stores.redis import RedisStore
+
+    if request.param == "cluster":  # a private cluster: keys need no cleanup
+        cluster = request.getfixturevalue("redis_cluster")
+        cluster_store = RedisStore.from_cluster(cluster.nodes.split(","), prefix=f"t{uuid.uuid4().hex[:8]}:")
+        yield cluster_store
+        await cluster_store.close()
+        return
 
     url = request.getfixturevalue("redis_url")
     prefix = request.getfixturevalue("redis_prefix")
@@ -90,3 +99,40 @@ async def test_redis_keys_carry_the_prefix(redis_url: str, redis_prefix: str) ->
     assert await raw.get(redis_prefix + "visible") == b"1"
     await raw.aclose()
     await store.close()
+
+
+async def test_cluster_spreads_keys_and_sharded_channels_over_masters(redis_cluster: Any) -> None:
+    """On a cluster, keys of different users land on different masters, and each works."""
+    from redis.asyncio.cluster import RedisCluster
+
+    from tenantkit.stores.redis import RedisStore
+
+    store = RedisStore.from_cluster(redis_cluster.nodes.split(","), prefix="spread:")
+    raw = RedisCluster.from_url(f"redis://{redis_cluster.nodes.split(',')[0]}")
+    await raw.initialize()
+    try:
+        keys = [f"u:{{user-{n}}}:attempts" for n in range(30)]
+        for key in keys:
+            assert await store.incr(key, ttl=30) == 1
+            assert (await store.hit(f"rl:{key}", 2, 60))[0]
+        owners = {raw.get_node_from_key("spread:" + key).name for key in keys}
+        assert len(owners) == 3  # every master holds some
+        assert await store.delete(*keys) == 30  # a multi-key delete across slots
+
+        received: dict[str, asyncio.Event] = {}
+        channels = [f"chan-{n}" for n in range(6)]
+        subscriptions = []
+        for channel in channels:
+            received[channel] = asyncio.Event()
+            subscriptions.append(
+                await store.subscribe(channel, lambda _m, event=received[channel]: event.set())
+            )
+        assert len({raw.get_node_from_key("spread:" + c).name for c in channels}) > 1
+        for channel in channels:
+            await store.publish(channel, b"x")
+        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in received.values())), 5)
+        for subscription in subscriptions:
+            await subscription.close()
+    finally:
+        await raw.aclose()
+        await store.close()

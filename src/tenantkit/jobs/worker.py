@@ -8,7 +8,8 @@ loop survives Redis losing its data or its connection: errors are logged and
 the next round tries again.
 
 All Redis access goes through the broker's connection pool: the settings'
-``redis_url`` describes the one connection the job system uses.
+``redis_url`` (or ``redis_cluster_nodes``) describes the one connection the
+job system uses.
 """
 
 from __future__ import annotations
@@ -58,10 +59,13 @@ class Worker:
         self.name = f"worker-{uuid.uuid4().hex[:12]}"
 
     def redis(self) -> Any:
-        """A client on the broker's connection pool (``None`` for the in-memory broker)."""
+        """A client on the broker's connection pool (``None`` for the in-memory broker).
+
+        On a Redis Cluster, the cluster broker's own client (every key here is one slot).
+        """
         pool = getattr(self.runner.broker, "connection_pool", None)
         if pool is None:
-            return None
+            return getattr(self.runner.broker, "redis", None)
         from redis.asyncio import Redis
 
         return Redis(connection_pool=pool)

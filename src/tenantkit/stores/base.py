@@ -91,7 +91,11 @@ class ReconcilingStore(Protocol):
 
 
 def create_store(settings: Settings) -> Store:
-    """``RedisStore`` when ``redis_url`` is set, else an in-process ``MemoryStore``."""
+    """``RedisStore`` on ``redis_cluster_nodes`` (a cluster) or ``redis_url``, else a ``MemoryStore``."""
+    if settings.redis_cluster_nodes:
+        from tenantkit.stores.redis import RedisStore
+
+        return RedisStore.from_cluster(settings.redis_cluster_nodes, prefix=settings.redis_key_prefix)
     if settings.redis_url:
         from tenantkit.stores.redis import RedisStore
 

@@ -15,11 +15,12 @@ from tenantkit.stores.base import MessageHandler, StateHandler
 
 try:
     import redis.asyncio as aioredis
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
     from redis.exceptions import RedisError
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependencyError("redis", "RedisStore") from exc
 
-__all__ = ["RedisStore"]
+__all__ = ["RedisStore", "cluster_client"]
 
 logger = logging.getLogger("tenantkit.stores")
 
@@ -73,6 +74,39 @@ return value
 """
 
 
+class _Cluster(RedisCluster):
+    """``RedisCluster`` that learns the topology before routing any command.
+
+    redis-py 8.1 routes a command against the startup node while another
+    coroutine's first command is (re)initializing the client, whose
+    connections that initialization closes: concurrent first commands then
+    fail with ``'NoneType' object has no attribute 'writelines'``. Waiting
+    for the (locked) initialization first closes that race, also after a
+    failover makes the client reinitialize.
+    """
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        if self._initialize:
+            await self.initialize()
+        return await super().execute_command(*args, **kwargs)
+
+    async def refresh(self) -> None:
+        """Reload the slot map (after a failover), the way a failed command makes redis-py do it."""
+        self._initialize = True
+        await self.initialize()
+
+
+def cluster_client(nodes: list[str], **options: Any) -> RedisCluster:
+    """A lazy client of the Redis Cluster that any of ``nodes`` (``host:port``) belongs to.
+
+    Short timeouts (overridable in ``options``) make an outage surface fast.
+    """
+    options.setdefault("socket_timeout", 2.0)
+    options.setdefault("socket_connect_timeout", 2.0)
+    startup = [ClusterNode(host, int(port)) for host, _, port in (node.rpartition(":") for node in nodes)]
+    return _Cluster(startup_nodes=startup, **options)
+
+
 class _RedisSubscription:
     def __init__(self, task: asyncio.Task[None]) -> None:
         self._task = task
@@ -84,17 +118,24 @@ class _RedisSubscription:
 
 
 class RedisStore:
-    """A ``Store`` on Redis; every key gets ``prefix``.
+    """A ``Store`` on Redis or a Redis Cluster; every key gets ``prefix``.
+
+    On a cluster every command touches one key (or keys sharing a ``{hash
+    tag}``, which ``delete`` splits by slot anyway), the Lua scripts read and
+    write only their ``KEYS[1]``, and pub/sub is *sharded* (``SPUBLISH`` /
+    ``SSUBSCRIBE``): a channel lives on the master owning its slot instead of
+    being broadcast to every node.
 
     Args:
-        client: A ``redis.asyncio.Redis`` client.
+        client: A ``redis.asyncio.Redis`` or ``redis.asyncio.RedisCluster`` client.
         prefix: Prepended to every key and channel (keep tests and apps apart).
     """
 
     name = "redis"
 
-    def __init__(self, client: aioredis.Redis, *, prefix: str = "tk:") -> None:
+    def __init__(self, client: aioredis.Redis | RedisCluster, *, prefix: str = "tk:") -> None:
         self._client = client
+        self._cluster = isinstance(client, RedisCluster)
         self._prefix = prefix
         self._gcra = client.register_script(_GCRA)
         self._incr = client.register_script(_INCR)
@@ -108,6 +149,12 @@ class RedisStore:
         options.setdefault("socket_connect_timeout", 2.0)
         options.setdefault("health_check_interval", 15)
         return cls(aioredis.Redis.from_url(url, **options), prefix=prefix)
+
+    @classmethod
+    def from_cluster(cls, nodes: list[str], *, prefix: str = "tk:", **options: Any) -> RedisStore:
+        """Connect lazily to the Redis Cluster that any of ``nodes`` (``host:port``) belongs to."""
+        options.setdefault("health_check_interval", 15)
+        return cls(cluster_client(nodes, **options), prefix=prefix)
 
     def _k(self, key: str) -> str:
         return self._prefix + key
@@ -171,13 +218,43 @@ class RedisStore:
         return [(bool(taken), now + float(offset)) for taken, offset in replies]
 
     async def publish(self, channel: str, message: bytes) -> None:
-        await self._client.publish(self._k(channel), message)
+        if self._cluster:
+            await self._client.spublish(self._k(channel), message)
+        else:
+            await self._client.publish(self._k(channel), message)
+
+    async def _open_pubsub(self, channel: str) -> Any:
+        """A pub/sub connection subscribed to ``channel`` (sharded on a cluster)."""
+        if isinstance(self._client, RedisCluster):
+            await self._client.initialize()  # the pub/sub routes by the slot map it does not load
+        pubsub: Any = self._client.pubsub(ignore_subscribe_messages=True)
+        try:
+            if self._cluster:
+                await pubsub.ssubscribe(self._k(channel))
+            else:
+                await pubsub.subscribe(self._k(channel))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+            raise
+        return pubsub
+
+    async def _next_message(self, pubsub: Any) -> bytes | None:
+        if self._cluster:
+            message = await pubsub.get_sharded_message(ignore_subscribe_messages=True, timeout=1.0)
+            kind = "smessage"
+        else:
+            message = await pubsub.get_message(timeout=1.0)
+            kind = "message"
+        if message is None or message.get("type") != kind:
+            return None
+        data: bytes = message["data"]
+        return data
 
     async def subscribe(
         self, channel: str, handler: MessageHandler, *, on_state: StateHandler | None = None
     ) -> _RedisSubscription:
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(self._k(channel))
+        pubsub = await self._open_pubsub(channel)
         ready = asyncio.Event()
         task = asyncio.create_task(self._listen(pubsub, channel, handler, ready, on_state))
         await ready.wait()
@@ -205,15 +282,17 @@ class RedisStore:
             while True:
                 try:
                     if not healthy:
-                        await pubsub.aclose()
-                        await pubsub.subscribe(self._k(channel))
+                        with contextlib.suppress(Exception):
+                            await pubsub.aclose()
+                        if isinstance(self._client, _Cluster):  # a failover moved the slot?
+                            await self._client.refresh()
+                        pubsub = await self._open_pubsub(channel)
                         healthy = True
                         delay = 0.1
                         report(True)
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is None or message.get("type") != "message":
-                        continue
-                    await self._deliver(channel, handler, message["data"])
+                    data = await self._next_message(pubsub)
+                    if data is not None:
+                        await self._deliver(channel, handler, data)
                 except (RedisError, OSError) as exc:
                     if healthy:
                         logger.warning("subscription to %s interrupted: %s; retrying", channel, exc)
