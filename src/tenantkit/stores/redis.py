@@ -213,7 +213,7 @@ class RedisStore:
         else:
             async with self._client.pipeline(transaction=False) as pipe:
                 for keys, args in calls:
-                    await self._reconcile(keys=keys, args=args, client=pipe)
+                    await self._reconcile(keys=keys, args=args, client=pipe)  # type: ignore[arg-type]  # a pipeline queues it
                 replies = await pipe.execute()
         return [(bool(taken), now + float(offset)) for taken, offset in replies]
 
