@@ -245,6 +245,9 @@ class FileService:
         if file.status == "pending":
             final = new_key(file.tenant_id)
             if not await self.storage.copy(file.key, final):
+                current = await self.get(file_id)
+                if current.status != "pending":  # a concurrent call completed it and removed the upload
+                    return await self._process(file_id)
                 raise ConflictError("Upload not found: send the file to the upload URL first.")
             reason = await self._mismatch(file, final)
             if reason is not None:
