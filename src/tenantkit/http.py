@@ -29,6 +29,7 @@ from tenantkit.routing import allowed_methods
 
 __all__ = [
     "BIGINT_MAX",
+    "NO_STORE",
     "ORJSONResponse",
     "PatchModel",
     "RequestModel",
@@ -47,6 +48,9 @@ __all__ = [
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
 
 logger = logging.getLogger("tenantkit.errors")
+
+#: Headers of a response that holds a secret or a user's private data: never cached anywhere.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def _depth_exceeds(value: Any, limit: int) -> bool:

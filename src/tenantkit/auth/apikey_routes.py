@@ -11,13 +11,11 @@ from starlette.routing import BaseRoute, Route
 from tenantkit.auth.apikeys import API_KEY_PREFIX, ApiKeys
 from tenantkit.auth.schemas import ApiKeyCreatedOut, ApiKeyIn, ApiKeyOut, ApiKeyPage
 from tenantkit.db.models import ApiKey
-from tenantkit.http import json_response, parse_body, path_uuid
+from tenantkit.http import NO_STORE, json_response, parse_body, path_uuid
 from tenantkit.openapi import describe
 from tenantkit.rbac.decorators import current_permissions, requires_permissions
 
 __all__ = ["ApiKeyRoutes"]
-
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def _iso(value: datetime | None) -> str | None:

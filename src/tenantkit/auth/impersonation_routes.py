@@ -8,7 +8,7 @@ from starlette.routing import BaseRoute, Route
 
 from tenantkit.auth.impersonation import Impersonation
 from tenantkit.auth.schemas import ImpersonateIn, ImpersonationOut
-from tenantkit.http import parse_body
+from tenantkit.http import NO_STORE, parse_body
 from tenantkit.openapi import describe
 from tenantkit.rbac.decorators import current_permissions, requires_auth
 
@@ -59,5 +59,5 @@ class ImpersonationRoutes:
         )
         return JSONResponse(
             {"access_token": token, "token_type": "bearer", "expires_in": expires_in},
-            headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+            headers=NO_STORE,
         )

@@ -23,14 +23,12 @@ from tenantkit.auth.schemas import (
 from tenantkit.auth.sessions import Sessions
 from tenantkit.auth.tokens import TokenPair
 from tenantkit.errors import AuthenticationError
-from tenantkit.http import parse_body
+from tenantkit.http import NO_STORE, parse_body
 from tenantkit.openapi import describe
 from tenantkit.openapi.schemas import TokenPairOut
 from tenantkit.rbac.decorators import request_principal, requires_auth
 
 __all__ = ["TwoFactorRoutes"]
-
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 class TwoFactorRoutes:

@@ -28,8 +28,8 @@ from tenantkit.auth.sessions import Sessions
 from tenantkit.auth.tokens import TokenPair
 from tenantkit.background import Background
 from tenantkit.errors import InvalidTokenError, NotFoundError, PermissionDeniedError, TenantNotFoundError
+from tenantkit.http import NO_STORE, parse_body, path_uuid
 from tenantkit.http import ORJSONResponse as JSONResponse
-from tenantkit.http import parse_body, path_uuid
 from tenantkit.openapi import describe
 from tenantkit.openapi.schemas import (
     AcceptedOut,
@@ -48,7 +48,6 @@ from tenantkit.tenancy.service import TenancyService
 __all__ = ["COOKIE", "AuthRoutes"]
 
 COOKIE = "refresh_token"
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def _tenant_json(tenant: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from tenantkit.http import json_response, parse_body, path_uuid
+from tenantkit.http import NO_STORE, json_response, parse_body, path_uuid
 from tenantkit.openapi import describe
 from tenantkit.rbac.decorators import current_permissions, requires_permissions
 from tenantkit.tenancy.schemas import (
@@ -28,8 +28,6 @@ from tenantkit.tenancy.schemas import (
 from tenantkit.tenancy.service import TenancyService
 
 __all__ = ["MemberRoutes"]
-
-NO_STORE = {"Cache-Control": "no-store"}
 
 
 class MemberRoutes:
