@@ -7,9 +7,6 @@ never the shared one.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,7 +19,7 @@ from tenantkit import Settings, TenantKit
 from tenantkit.admin import create_tenant
 from tenantkit.context import TenantRef, tenant_context
 from tests.helpers import serve
-from tests.jobs.test_worker import ROOT, _seen, _settings
+from tests.jobs.test_worker import _seen, _settings, start_worker, stop_worker
 from tests.jobs.worker_app import RECORD, build_kit
 from tests.services import PrivateRedis, private_redis
 
@@ -31,40 +28,6 @@ from tests.services import PrivateRedis, private_redis
 def own_redis() -> AsyncIterator[PrivateRedis]:
     with private_redis() as server:
         yield server
-
-
-async def start_worker(values: dict[str, Any], log_path: Path) -> asyncio.subprocess.Process:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTKIT_")}
-    env.update({f"TENANTKIT_{k.upper()}": str(v) for k, v in values.items()})
-    env["TENANTKIT_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    log = log_path.open("ab")
-    try:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "tenantkit.cli",
-            "--app",
-            "tests.jobs.worker_app:create_app",
-            "worker",
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=log,
-        )
-    finally:
-        log.close()
-
-
-async def stop_worker(process: asyncio.subprocess.Process) -> int:
-    if process.returncode is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), 20)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-    assert process.returncode is not None
-    return process.returncode
 
 
 async def eventually(probe: Any, timeout: float, explain: Any) -> Any:

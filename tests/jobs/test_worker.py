@@ -62,34 +62,47 @@ async def worker_process(
     pg_url: str, job_redis: dict[str, str], tmp_path: Path
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """``tenantkit --app tests.jobs.worker_app:create_app worker`` in its own process."""
-    values = _settings(pg_url, job_redis, tmp_path / "worker")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTKIT_")}
-    env.update({f"TENANTKIT_{k.upper()}": str(v) for k, v in values.items()})
-    env["TENANTKIT_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    log = (tmp_path / "worker.log").open("wb")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tenantkit.cli",
-        "--app",
-        "tests.jobs.worker_app:create_app",
-        "worker",
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=log,
-    )
+    process = await start_worker(_settings(pg_url, job_redis, tmp_path / "worker"), tmp_path / "worker.log")
     try:
         yield process
     finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), 20)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await stop_worker(process)
+
+
+async def start_worker(values: dict[str, Any], log_path: Path) -> asyncio.subprocess.Process:
+    """``tenantkit --app tests.jobs.worker_app:create_app worker`` in its own process, with ``values``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTKIT_")}
+    env.update({f"TENANTKIT_{k.upper()}": str(v) for k, v in values.items()})
+    env["TENANTKIT_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    log = log_path.open("ab")
+    try:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tenantkit.cli",
+            "--app",
+            "tests.jobs.worker_app:create_app",
+            "worker",
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+    finally:
         log.close()
+
+
+async def stop_worker(process: asyncio.subprocess.Process) -> int:
+    """SIGTERM (then kill after 20 s); the exit code."""
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), 20)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return process.returncode
 
 
 async def _seen(kit: TenantKit, tenant: TenantRef, marker: str) -> dict[str, Any] | None:
