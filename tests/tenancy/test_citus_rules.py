@@ -25,7 +25,14 @@ from tenantkit.tenancy import TenantScoped
 #: tenantkit's declared global (reference) tables (see ``tenantkit.db.models``).
 #: ``auth_sessions`` records the tenant a session is bound to, but is read by
 #: session id across tenants (refresh, logout-all), so it is global on purpose.
-GLOBAL_TABLES = {"tenants", "users", "auth_sessions", "refresh_tokens", "password_reset_tokens"}
+GLOBAL_TABLES = {
+    "tenants",
+    "users",
+    "auth_sessions",
+    "refresh_tokens",
+    "password_reset_tokens",
+    "sso_domains",
+}
 
 
 def _distributed(table: sa.Table) -> bool:

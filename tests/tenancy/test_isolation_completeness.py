@@ -34,6 +34,9 @@ GLOBAL_TABLES = {
     # Which tenants a user may enter is asked at login, token refresh and tenant
     # switch, before a tenant is chosen; the row is the user's key to the tenant.
     "memberships": "read by user across tenants to choose and check the tenant",
+    # An email domain belongs to at most one tenant's single sign-on; sign-in
+    # asks which tenant owns a domain before any tenant is chosen.
+    "sso_domains": "one owner per email domain across the platform, read before a tenant is chosen",
 }
 
 POLICY = "(tenant_id = (NULLIF(current_setting('tenantkit.tenant_id'::text, true), ''::text))::uuid)"

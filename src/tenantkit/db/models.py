@@ -24,6 +24,11 @@ from tenantkit.db.base import Base, TenantOwned, TimestampMixin, new_id, utcnow
 __all__ = [
     "ApiKey",
     "AuditEvent",
+    "ScimToken",
+    "ScimUser",
+    "SsoDomain",
+    "TenantSso",
+    "UserIdentity",
     "AuthSession",
     "Invitation",
     "Membership",
@@ -62,6 +67,10 @@ class User(TimestampMixin, Base):
     is_superadmin: Mapped[bool] = mapped_column(default=False)
     password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: When the user proved they read mail at ``email`` (a confirmed link, a
+    #: password reset, an accepted invitation, or an identity provider asserting
+    #: ``email_verified``); linking a federated identity by email requires it.
+    email_verified_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Membership(TimestampMixin, Base):
@@ -236,3 +245,100 @@ class AuditEvent(TenantOwned, Base):
         Index("ix_audit_events_tenant_id_created_at", "tenant_id", "created_at"),
         Index("ix_audit_events_tenant_id_seq", "tenant_id", "seq", unique=True),
     )
+
+
+class UserIdentity(Base):
+    """A federated identity (an OpenID Connect ``iss`` + ``sub``) linked to a user.
+
+    ``provider`` names where it came from: ``oidc:<name>`` for a platform
+    provider, ``sso:<tenant id>`` for a tenant's own single sign-on.
+    """
+
+    __tablename__ = "user_identities"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(100))
+    issuer: Mapped[str] = mapped_column(String(500))
+    subject: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(320), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (
+        UniqueConstraint("issuer", "subject"),
+        Index("ix_user_identities_user_id", "user_id"),
+    )
+
+
+class TenantSso(TenantOwned, TimestampMixin, Base):
+    """A tenant's own single sign-on provider (OpenID Connect today; ``protocol`` leaves room for SAML).
+
+    The client secret is sealed (AES-GCM, :class:`tenantkit.sealing.Sealer`) and never returned.
+    """
+
+    __tablename__ = "tenant_sso"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    protocol: Mapped[str] = mapped_column(String(16), default="oidc")
+    issuer: Mapped[str] = mapped_column(String(500))
+    client_id: Mapped[str] = mapped_column(String(500))
+    client_secret_sealed: Mapped[bytes] = mapped_column(LargeBinary(1024))
+    domains: Mapped[list[str]] = mapped_column(JSON, default=list)
+    enforce: Mapped[bool] = mapped_column(default=False)
+
+
+class SsoDomain(Base):
+    """An email domain claimed by one tenant's single sign-on (global: one owner per domain)."""
+
+    __tablename__ = "sso_domains"
+
+    domain: Mapped[str] = mapped_column(String(253), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+
+    __table_args__ = (Index("ix_sso_domains_tenant_id", "tenant_id"),)
+
+
+class ScimToken(TenantOwned, Base):
+    """A tenant's SCIM bearer token: ``scim_<public_id>_<secret>``, stored as a keyed digest."""
+
+    __tablename__ = "scim_tokens"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    public_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_by: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "public_id"),
+        Index("ix_scim_tokens_public_id", "public_id"),
+    )
+
+
+class ScimUser(TenantOwned, TimestampMixin, Base):
+    """A user as a tenant's directory provisioned them over SCIM.
+
+    The membership is the access; this row keeps what SCIM needs besides it:
+    the directory's ``externalId`` and, while ``active`` is false (the
+    membership is then removed), the role to restore on reactivation.
+    """
+
+    __tablename__ = "scim_users"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(500), default=None)
+    display_name: Mapped[str | None] = mapped_column(String(500), default=None)
+    active: Mapped[bool] = mapped_column(default=True)
+    role: Mapped[str] = mapped_column(String(64), default="USER")
