@@ -24,11 +24,6 @@ from tenantkit.db.base import Base, TenantOwned, TimestampMixin, new_id, utcnow
 __all__ = [
     "ApiKey",
     "AuditEvent",
-    "ScimToken",
-    "ScimUser",
-    "SsoDomain",
-    "TenantSso",
-    "UserIdentity",
     "AuthSession",
     "Invitation",
     "Membership",
@@ -36,8 +31,13 @@ __all__ = [
     "RecoveryCode",
     "RefreshToken",
     "Role",
+    "ScimToken",
+    "ScimUser",
+    "SsoDomain",
     "Tenant",
+    "TenantSso",
     "User",
+    "UserIdentity",
     "UserTOTP",
 ]
 

@@ -1,4 +1,4 @@
-"""federated identity: users.email_verified_at, user_identities, tenant_sso, sso_domains, scim_tokens, scim_users
+"""federated identity: users.email_verified_at, user_identities, tenant_sso, sso_domains, scim_*
 
 Revision ID: tk0011
 Revises: tk0010

@@ -11,35 +11,28 @@ from typing import Any
 import pluggy
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
-from tenantkit.audit import AuditLog, AuditRoutes
+from tenantkit.audit import AuditLog
 from tenantkit.auth.accounts import Accounts
-from tenantkit.auth.apikey_routes import ApiKeyRoutes
 from tenantkit.auth.apikeys import ApiKeys
 from tenantkit.auth.identity import Authenticator
-from tenantkit.auth.impersonation import Impersonation
-from tenantkit.auth.impersonation_routes import ImpersonationRoutes
 from tenantkit.auth.keys import KeySet
 from tenantkit.auth.lockout import Lockout
 from tenantkit.auth.mfa import TwoFactor
-from tenantkit.auth.mfa_routes import TwoFactorRoutes
 from tenantkit.auth.passwords import PasswordHasher
 from tenantkit.auth.revocation import RevocationList
-from tenantkit.auth.routes import AuthRoutes
 from tenantkit.auth.sessions import Sessions
 from tenantkit.auth.tokens import AccessTokens
 from tenantkit.background import Background
 from tenantkit.db.engine import Database
 from tenantkit.db.rls import check_rls_enforced
 from tenantkit.events import Events
-from tenantkit.health import health_endpoint
 from tenantkit.http import problem_exception_handlers
 from tenantkit.mail import Mail, Mailer, Outbox, mailer_from_settings
 from tenantkit.observability.logging import configure_logging
-from tenantkit.observability.metrics import Metrics, metrics_endpoint
-from tenantkit.openapi import describe
+from tenantkit.observability.metrics import Metrics
 from tenantkit.pipeline import edge_middleware, identity_middleware
 from tenantkit.plugins.manager import create_plugin_manager
 from tenantkit.rbac.access import Access
@@ -53,7 +46,6 @@ from tenantkit.stores.base import Store, create_store
 from tenantkit.tenancy.directory import TenantDirectory
 from tenantkit.tenancy.resolvers import build_resolvers
 from tenantkit.tenancy.service import TenancyService
-from tenantkit.tenancy.tenant_routes import TenantRoutes
 
 __all__ = ["TenantKit"]
 
@@ -274,53 +266,10 @@ class TenantKit:
 
     @property
     def routes(self) -> list[BaseRoute]:
-        """tenantkit's routes: health, metrics, auth, administration, audit, jobs, local files."""
-        from tenantkit.files import LocalStorage, local_file_routes
-        from tenantkit.jobs import job_routes
-        from tenantkit.rbac.routes import RoleRoutes
-        from tenantkit.tenancy.platform import PlatformRoutes
-        from tenantkit.tenancy.routes import MemberRoutes
+        """tenantkit's routes: health, metrics, auth, administration, audit, jobs, local files..."""
+        from tenantkit.kit.routes import kit_routes
 
-        depth = self.settings.max_json_depth
-
-        auth = AuthRoutes(
-            self.settings,
-            accounts=self.accounts,
-            sessions=self.sessions,
-            tenancy=self.tenancy,
-            directory=self.directory,
-            keys=self.keys,
-            rate_limiter=self.rate_limiter,
-            background=self.background,
-        )
-        files = local_file_routes(self.storage) if isinstance(self.storage, LocalStorage) else []
-        return [
-            Route(
-                "/health",
-                health_endpoint(self.database, self.store, self.jobs),
-                methods=["GET"],
-                name="health",
-            ),
-            Route("/metrics", self._metrics_endpoint(), methods=["GET"], name="metrics"),
-            *auth.routes(),
-            *TwoFactorRoutes(
-                self.mfa, self.sessions, self.accounts, pair_response=auth.pair_response, max_json_depth=depth
-            ).routes(),
-            *TenantRoutes(self.tenancy, max_json_depth=depth).routes(),
-            *ApiKeyRoutes(self.api_keys, max_json_depth=depth).routes(),
-            *ImpersonationRoutes(
-                Impersonation(database=self.database, tokens=self.tokens, events=self.events),
-                max_json_depth=depth,
-            ).routes(),
-            *MemberRoutes(self.tenancy, max_json_depth=depth).routes(),
-            *RoleRoutes(
-                self.roles, self.permissions, self.database, self.events, max_json_depth=depth
-            ).routes(),
-            *PlatformRoutes(self.tenancy, self.events, max_json_depth=depth).routes(),
-            *AuditRoutes(self.audit_log).routes(),
-            *job_routes(self.jobs, self.database, self.events),
-            *files,
-        ]
+        return kit_routes(self)
 
     def _self_limited_paths(self) -> list[str]:
         from tenantkit.files import LocalStorage
@@ -332,17 +281,6 @@ class TenantKit:
     def exception_handlers(self) -> dict[Any, Any]:
         """Handlers rendering every error as problem+json."""
         return problem_exception_handlers()
-
-    def _metrics_endpoint(self) -> Any:
-        endpoint = metrics_endpoint(self.metrics, self.settings.metrics_token)
-        return describe(
-            summary="Prometheus metrics",
-            media_type="text/plain",
-            responses={401: "TENANTKIT_METRICS_TOKEN is set and the bearer token is missing or wrong."},
-            tags=["platform"],
-            public=True,
-            rate_limited=False,
-        )(endpoint)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: ASGIApp | None = None) -> AsyncIterator[None]:

@@ -1,0 +1,83 @@
+"""The routes a :class:`~tenantkit.kit.TenantKit` mounts, assembled from its collaborators."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from starlette.routing import BaseRoute, Route
+
+from tenantkit.audit import AuditRoutes
+from tenantkit.auth.apikey_routes import ApiKeyRoutes
+from tenantkit.auth.impersonation import Impersonation
+from tenantkit.auth.impersonation_routes import ImpersonationRoutes
+from tenantkit.auth.mfa_routes import TwoFactorRoutes
+from tenantkit.auth.routes import AuthRoutes
+from tenantkit.health import health_endpoint
+from tenantkit.observability.metrics import metrics_endpoint
+from tenantkit.openapi import describe
+from tenantkit.tenancy.tenant_routes import TenantRoutes
+
+if TYPE_CHECKING:
+    from tenantkit.kit import TenantKit
+
+__all__ = ["kit_routes"]
+
+
+def kit_routes(kit: TenantKit) -> list[BaseRoute]:
+    """Health, metrics, auth, administration, audit, jobs and local files, in mounting order."""
+    from tenantkit.files import LocalStorage, local_file_routes
+    from tenantkit.jobs import job_routes
+    from tenantkit.rbac.routes import RoleRoutes
+    from tenantkit.tenancy.platform import PlatformRoutes
+    from tenantkit.tenancy.routes import MemberRoutes
+
+    depth = kit.settings.max_json_depth
+
+    auth = AuthRoutes(
+        kit.settings,
+        accounts=kit.accounts,
+        sessions=kit.sessions,
+        tenancy=kit.tenancy,
+        directory=kit.directory,
+        keys=kit.keys,
+        rate_limiter=kit.rate_limiter,
+        background=kit.background,
+    )
+    files = local_file_routes(kit.storage) if isinstance(kit.storage, LocalStorage) else []
+    return [
+        Route(
+            "/health",
+            health_endpoint(kit.database, kit.store, kit.jobs),
+            methods=["GET"],
+            name="health",
+        ),
+        Route("/metrics", _metrics_endpoint(kit), methods=["GET"], name="metrics"),
+        *auth.routes(),
+        *TwoFactorRoutes(
+            kit.mfa, kit.sessions, kit.accounts, pair_response=auth.pair_response, max_json_depth=depth
+        ).routes(),
+        *TenantRoutes(kit.tenancy, max_json_depth=depth).routes(),
+        *ApiKeyRoutes(kit.api_keys, max_json_depth=depth).routes(),
+        *ImpersonationRoutes(
+            Impersonation(database=kit.database, tokens=kit.tokens, events=kit.events),
+            max_json_depth=depth,
+        ).routes(),
+        *MemberRoutes(kit.tenancy, max_json_depth=depth).routes(),
+        *RoleRoutes(kit.roles, kit.permissions, kit.database, kit.events, max_json_depth=depth).routes(),
+        *PlatformRoutes(kit.tenancy, kit.events, max_json_depth=depth).routes(),
+        *AuditRoutes(kit.audit_log).routes(),
+        *job_routes(kit.jobs, kit.database, kit.events),
+        *files,
+    ]
+
+
+def _metrics_endpoint(kit: TenantKit) -> Any:
+    endpoint = metrics_endpoint(kit.metrics, kit.settings.metrics_token)
+    return describe(
+        summary="Prometheus metrics",
+        media_type="text/plain",
+        responses={401: "TENANTKIT_METRICS_TOKEN is set and the bearer token is missing or wrong."},
+        tags=["platform"],
+        public=True,
+        rate_limited=False,
+    )(endpoint)
