@@ -1,0 +1,1 @@
+"""The tenant administration console: a small single-page app served from the package."""
