@@ -19,8 +19,8 @@ from tenantkit.errors import ConflictError
 from tenantkit.jobs import JobRunner
 from tenantkit.observability.metrics import Metrics
 from tenantkit.plugins import hookimpl
+from tenantkit.security import ssrf as ssrf_module
 from tenantkit.webhooks import DELIVER, WebhookService, verify
-from tenantkit.webhooks import ssrf as ssrf_module
 from tests.webhooks.conftest import HookEvents, HookRecorder, MakeService, Receiver
 from tests.webhooks.test_service import delivery, endpoint_for
 

@@ -10,8 +10,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tenantkit.webhooks import ssrf
-from tenantkit.webhooks.ssrf import (
+from tenantkit.security import ssrf
+from tenantkit.security.ssrf import (
     UnsafeURLError,
     is_public_address,
     parse_ipv4_loose,

@@ -9,6 +9,14 @@ without it.
 
 from __future__ import annotations
 
+from tenantkit.security.ssrf import (
+    CheckedURL,
+    UnsafeURLError,
+    is_public_address,
+    pinned_resolver,
+    resolve_and_check,
+    validate_url,
+)
 from tenantkit.webhooks.delivery import (
     MAX_RESPONSE_BYTES,
     USER_AGENT,
@@ -25,14 +33,6 @@ from tenantkit.webhooks.signing import (
     generate_secret,
     sign,
     verify,
-)
-from tenantkit.webhooks.ssrf import (
-    CheckedURL,
-    UnsafeURLError,
-    is_public_address,
-    pinned_resolver,
-    resolve_and_check,
-    validate_url,
 )
 from tenantkit.webhooks.tasks import DELIVER, DeliveryJobs, WebhookDeliveryError
 

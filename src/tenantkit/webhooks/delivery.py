@@ -3,8 +3,8 @@
 :class:`WebhookSender` makes exactly one POST and reports what happened; it
 never retries (retries are the job system's: :mod:`tenantkit.webhooks.tasks`).
 Each attempt is signed afresh (Standard Webhooks: new ``webhook-timestamp``),
-checks the URL again with :func:`~tenantkit.webhooks.ssrf.validate_url`,
-connects only to the addresses :func:`~tenantkit.webhooks.ssrf.resolve_and_check`
+checks the URL again with :func:`~tenantkit.security.ssrf.validate_url`,
+connects only to the addresses :func:`~tenantkit.security.ssrf.resolve_and_check`
 approved (the name is resolved once, then pinned), never follows redirects,
 stops after the timeout and reads at most 64 KiB of the answer.
 """
@@ -23,14 +23,14 @@ from decimal import Decimal
 from typing import Any
 
 from tenantkit.errors import MissingDependencyError
-from tenantkit.webhooks.signing import sign
-from tenantkit.webhooks.ssrf import (
+from tenantkit.security.ssrf import (
     UnsafeURLError,
     normalize_host,
     pinned_resolver,
     resolve_and_check,
     validate_url,
 )
+from tenantkit.webhooks.signing import sign
 
 __all__ = ["MAX_RESPONSE_BYTES", "USER_AGENT", "AttemptResult", "WebhookSender", "event_body", "json_default"]
 

@@ -27,7 +27,7 @@ class WebhookEndpoint(TenantScoped, Base):
     """A URL a tenant receives events at. Primary key ``(tenant_id, id)``.
 
     Attributes:
-        url: Where deliveries are POSTed; checked by :func:`~tenantkit.webhooks.ssrf.validate_url`.
+        url: Where deliveries are POSTed; checked by :func:`~tenantkit.security.ssrf.validate_url`.
         events: Event types to receive (``"order.created"``), prefixes
             (``"order.*"``) or ``"*"`` for every event.
         secret: The ``whsec_...`` signing key. It has to be readable to sign,

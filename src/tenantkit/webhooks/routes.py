@@ -30,9 +30,9 @@ from tenantkit.openapi.schemas import (
     WebhookEndpointCreatedOut,
     WebhookEndpointPage,
 )
+from tenantkit.security.ssrf import MAX_URL_LENGTH
 from tenantkit.webhooks.models import DELIVERY_STATUSES, WebhookDelivery, WebhookEndpoint
 from tenantkit.webhooks.service import MAX_DESCRIPTION, MAX_EVENT_TYPE, MAX_EVENTS, WebhookService
-from tenantkit.webhooks.ssrf import MAX_URL_LENGTH
 
 __all__ = [
     "WebhookEndpointIn",
@@ -81,7 +81,7 @@ def _tld_except(words: Iterable[str], low: int, high: int) -> str:
 
 _HOST_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 _PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
-#: A webhook URL the SSRF check (:func:`tenantkit.webhooks.ssrf.validate_url`) accepts, as a
+#: A webhook URL the SSRF check (:func:`tenantkit.security.ssrf.validate_url`) accepts, as a
 #: pattern: ``http(s)://`` and a host name of two to four labels whose last one (the TLD) is
 #: letters and not ``local``, ``localhost``, ``localdomain``, ``internal`` or ``arpa``, an
 #: optional port (1-65535), then any printable ASCII but a backslash. IP literals and names of

@@ -29,11 +29,11 @@ from tenantkit.db.scoping import scoped_get
 from tenantkit.errors import ConflictError, NotFoundError, TenantScopeError, ValidationError
 from tenantkit.jobs import JobRunner
 from tenantkit.jobs.runner import EventEmitter
+from tenantkit.security.ssrf import UnsafeURLError, validate_url
 from tenantkit.settings import Settings
 from tenantkit.webhooks.delivery import WebhookSender, json_default
 from tenantkit.webhooks.models import DELIVERY_STATUSES, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tenantkit.webhooks.signing import generate_secret
-from tenantkit.webhooks.ssrf import UnsafeURLError, validate_url
 from tenantkit.webhooks.tasks import DELIVER, DeliveryJobs
 
 __all__ = ["MAX_EVENTS", "MAX_PAYLOAD_BYTES", "WebhookService", "matches_event"]
@@ -186,7 +186,7 @@ class WebhookService:
         """Register an endpoint for the current tenant.
 
         Args:
-            url: An ``http(s)`` URL that passes :func:`~tenantkit.webhooks.ssrf.validate_url`.
+            url: An ``http(s)`` URL that passes :func:`~tenantkit.security.ssrf.validate_url`.
             events: Event types (``"order.created"``), prefixes (``"order.*"``) or ``"*"``.
             description: Free text, up to 500 characters.
 

@@ -1,4 +1,4 @@
-"""Server-side request forgery defences for webhook URLs.
+"""SSRF defences for URLs a tenant chooses and the server fetches (webhooks, SSO issuers).
 
 A webhook URL is chosen by a tenant and fetched by the server, so it must
 never reach the server's own network. Two checks, both fail closed:
