@@ -54,7 +54,7 @@ class Problem(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    type: str = Field(description='"about:blank" or a "urn:tenantkit:problem:..." identifier.')
+    type: str = Field(description='"about:blank" or "https://tenantkit.readthedocs.io/problems/<slug>".')
     title: str
     status: int
     detail: str
