@@ -355,3 +355,31 @@ async def test_concurrent_claims_of_one_domain(api: Api) -> None:
             assert (f"own{i}-{round_}.example" in owners) == (i == winner)
         for admin in admins:  # release for the next round
             await api.client.delete("/tenant/sso", headers=admin)
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_under_row_level_security_as_the_app_role(
+    kit_factory: Callable[..., TenantKit], settings_factory: Callable[..., Settings], pg_url: str
+) -> None:
+    from tenantkit.db.rls import APP_ROLE
+    from tests.tenancy.test_rls_app_role import as_user
+
+    kit = kit_factory(settings_factory(database_url=as_user(pg_url, APP_ROLE)), mailer=MemoryMailer())
+    async with serve(kit.build_app(), base_url="https://testserver") as client:
+        api = Api(client, kit, MemoryMailer())
+        a, admin_a = await owner(api, "a@acme.example", "A")
+        _, admin_b = await owner(api, "b@beta.example", "B")
+        assert (await client.put("/tenant/sso", json=config(enforce=True), headers=admin_a)).status_code == 200
+        assert_problem(await client.put("/tenant/sso", json=config(), headers=admin_b), 409)
+        assert (await client.get("/tenant/sso", headers=admin_a)).json()["domains"] == ["acme.example"]
+        assert_problem(await client.get("/tenant/sso", headers=admin_b), 404)  # RLS: B sees no row of A
+        provider = await kit.sso.for_slug(a["slug"])
+        assert provider is not None and provider.client_secret == SECRET
+        denied = await client.post(
+            "/auth/login",
+            json={"email": "a@acme.example", "password": api.passwords["a@acme.example"]},
+            headers={"X-Tenant-ID": a["slug"]},
+        )
+        assert_problem(denied, 403)
+        assert (await client.delete("/tenant/sso", headers=admin_a)).status_code == 204
+        assert await claimed(api) == {}
