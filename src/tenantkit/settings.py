@@ -140,6 +140,8 @@ class Settings(BaseSettings):
     webhook_allow_hosts: CommaList = Field(default_factory=list)
     webhook_timeout: float = Field(10.0, gt=0)
     webhook_max_attempts: int = Field(5, ge=1)
+    #: Hosts a tenant's SSO issuer may name despite the SSRF guard (a provider on loopback in tests).
+    sso_allow_hosts: CommaList = Field(default_factory=list)
     job_max_attempts: int = Field(5, ge=1)
     job_retry_base_seconds: float = Field(1.0, gt=0)
     job_retry_max_seconds: float = Field(300.0, gt=0)
@@ -167,6 +169,7 @@ class Settings(BaseSettings):
         "allowed_hosts",
         "csrf_trusted_origins",
         "webhook_allow_hosts",
+        "sso_allow_hosts",
         "database_replica_urls",
         "redis_cluster_nodes",
         mode="before",

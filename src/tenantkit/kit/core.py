@@ -215,6 +215,19 @@ class TenantKit:
             store=self.store,
         )
 
+        # Per-tenant single sign-on: configuration, domain claims, password sign-in enforcement.
+        from tenantkit.federation.sso import TenantSsoService
+
+        self.sso = TenantSsoService(
+            database=self.database,
+            directory=self.directory,
+            sealer=Sealer.from_material(b"tenant-sso:" + sealing),
+            events=self.events,
+            allow_hosts=s.sso_allow_hosts,
+            allow_http=s.env == "development",
+        )
+        self.sessions.password_policy = self.sso.password_login_allowed
+
         from tenantkit.files import FileService, create_storage
         from tenantkit.webhooks import WebhookService
 
