@@ -46,8 +46,11 @@ class HttpxSCIMClient(BaseSyncSCIMClient):
     def _stays_under_base_url(self, endpoint: str) -> bool:
         base = self.client.base_url
         url = self.client.build_request("GET", endpoint).url
-        return url.scheme == base.scheme and url.host == base.host and url.port == base.port and (
-            url.raw_path.startswith(base.raw_path)
+        return (
+            url.scheme == base.scheme
+            and url.host == base.host
+            and url.port == base.port
+            and (url.raw_path.startswith(base.raw_path))
         )
 
     def _parse_json(self, response: Any) -> Any:
@@ -117,7 +120,13 @@ def test_scim2_tester_finds_no_failure(served: str) -> None:
         results = check_server(client)
     failed = [r for r in results if r.status in (Status.ERROR, Status.CRITICAL)]
     assert not failed, "\n".join(f"{r.resource_type} {r.title}: {r.reason}" for r in failed)
-    print("\n".join(f"{r.status.name} {r.resource_type} {r.title}: {(r.reason or '')[:90]}" for r in results if r.status != Status.SUCCESS))
+    print(
+        "\n".join(
+            f"{r.status.name} {r.resource_type} {r.title}: {(r.reason or '')[:90]}"
+            for r in results
+            if r.status != Status.SUCCESS
+        )
+    )
     passed = {r.title for r in results if r.status == Status.SUCCESS}
     # The checker really ran the resource checks, not only discovery.
     assert {"object_creation", "object_query", "object_replacement", "object_deletion"} <= passed

@@ -114,7 +114,9 @@ async def test_delete_ends_the_membership_and_its_sessions(api: Api, tenant: Ten
             uid = uuid.UUID(user["id"])
             assert await session.scalar(select(ScimUser).where(ScimUser.user_id == uid)) is None
             membership = await session.scalar(
-                select(Membership).where(Membership.user_id == uid, Membership.tenant_id == uuid.UUID(tenant.id))
+                select(Membership).where(
+                    Membership.user_id == uid, Membership.tenant_id == uuid.UUID(tenant.id)
+                )
             )
             assert membership is None
     # Provisioned again later: a fresh start as USER.
@@ -129,10 +131,13 @@ async def test_new_accounts_have_no_usable_password_and_inactive_users_no_member
     assert dave["active"] is False
     assert "dave@example.com" not in await _members(api, tenant)
     for password in ("", "correct horse battery", "!"):
-        refused = await api.client.post("/auth/login", json={"email": "dave@example.com", "password": password})
+        refused = await api.client.post(
+            "/auth/login", json={"email": "dave@example.com", "password": password}
+        )
         assert refused.status_code in (401, 422)
     on = await api.client.patch(
-        f"/scim/v2/Users/{dave['id']}", json=patch_body({"op": "replace", "path": "active", "value": True}),
+        f"/scim/v2/Users/{dave['id']}",
+        json=patch_body({"op": "replace", "path": "active", "value": True}),
         headers=tenant.scim,
     )
     assert on.status_code == 200 and (await _members(api, tenant))["dave@example.com"] == "USER"
@@ -151,13 +156,19 @@ async def test_uniqueness_and_input_errors(api: Api, tenant: Tenant) -> None:
         "invalidValue",
     )
     assert_scim_error(
-        await api.client.post("/scim/v2/Users", json={"schemas": [], "displayName": "x"}, headers=tenant.scim),
+        await api.client.post(
+            "/scim/v2/Users", json={"schemas": [], "displayName": "x"}, headers=tenant.scim
+        ),
         400,
     )
     assert_scim_error(
-        await api.client.post("/scim/v2/Users", content=b"{not json", headers=tenant.scim), 400, "invalidSyntax"
+        await api.client.post("/scim/v2/Users", content=b"{not json", headers=tenant.scim),
+        400,
+        "invalidSyntax",
     )
-    assert_scim_error(await api.client.post("/scim/v2/Users", content=b"[1]", headers=tenant.scim), 400, "invalidSyntax")
+    assert_scim_error(
+        await api.client.post("/scim/v2/Users", content=b"[1]", headers=tenant.scim), 400, "invalidSyntax"
+    )
     wrong_type = {**tenant.scim, "Content-Type": "text/plain"}
     assert_scim_error(await api.client.post("/scim/v2/Users", content=b"{}", headers=wrong_type), 415)
     plain_json = {**tenant.scim, "Content-Type": "application/json"}
@@ -167,7 +178,10 @@ async def test_uniqueness_and_input_errors(api: Api, tenant: Tenant) -> None:
     for _ in range(100):
         deep = {"a": deep}
     assert_scim_error(
-        await api.client.post("/scim/v2/Users", json=user_body("deep@example.com", x=deep), headers=tenant.scim), 400
+        await api.client.post(
+            "/scim/v2/Users", json=user_body("deep@example.com", x=deep), headers=tenant.scim
+        ),
+        400,
     )
     nul = await api.client.post(
         "/scim/v2/Users", json=user_body("nul@example.com", displayName="a\x00b"), headers=tenant.scim
@@ -190,11 +204,14 @@ async def test_a_token_never_sees_another_tenant(api: Api, tenant: Tenant) -> No
     url = f"/scim/v2/Users/{theirs['id']}"
     assert_scim_error(await api.client.get(url, headers=tenant.scim), 404)
     assert_scim_error(
-        await api.client.patch(url, json=patch_body({"op": "replace", "path": "active", "value": False}),
-                               headers=tenant.scim),
+        await api.client.patch(
+            url, json=patch_body({"op": "replace", "path": "active", "value": False}), headers=tenant.scim
+        ),
         404,
     )
-    assert_scim_error(await api.client.put(url, json=user_body("frank@example.com"), headers=tenant.scim), 404)
+    assert_scim_error(
+        await api.client.put(url, json=user_body("frank@example.com"), headers=tenant.scim), 404
+    )
     assert_scim_error(await api.client.delete(url, headers=tenant.scim), 404)
     listed = (await api.client.get("/scim/v2/Users", headers=tenant.scim)).json()
     assert [u["id"] for u in listed["Resources"]] == [mine["id"]]

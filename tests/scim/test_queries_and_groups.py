@@ -34,16 +34,27 @@ async def test_filters_and_pagination(api: Api, tenant: Tenant) -> None:
     def f(text: str) -> str:
         return "filter=" + quote(text)
 
-    for expression in ('userName eq "USER2@example.com"', 'externalId eq "ext-2"', 'emails.value eq "user2@example.com"',
-                       'emails eq "user2@example.com"', f'id eq "{users[2]["id"]}"', 'displayName eq "User 2"',
-                       'displayName co "r 2"', 'userName sw "user2" and active eq true'):
+    for expression in (
+        'userName eq "USER2@example.com"',
+        'externalId eq "ext-2"',
+        'emails.value eq "user2@example.com"',
+        'emails eq "user2@example.com"',
+        f'id eq "{users[2]["id"]}"',
+        'displayName eq "User 2"',
+        'displayName co "r 2"',
+        'userName sw "user2" and active eq true',
+    ):
         found = await _list(api, tenant, "/scim/v2/Users", f(expression))
         assert [u["id"] for u in found["Resources"]] == [users[2]["id"]], expression
         assert found["totalResults"] == 1
-    assert (await _list(api, tenant, "/scim/v2/Users", f('externalId eq "EXT-2"')))["totalResults"] == 0  # caseExact
-    assert (await _list(api, tenant, "/scim/v2/Users", f('userName eq "nobody@example.com"')))["Resources"] == []
+    assert (await _list(api, tenant, "/scim/v2/Users", f('externalId eq "EXT-2"')))[
+        "totalResults"
+    ] == 0  # caseExact
+    assert (await _list(api, tenant, "/scim/v2/Users", f('userName eq "nobody@example.com"')))[
+        "Resources"
+    ] == []
     assert (await _list(api, tenant, "/scim/v2/Users", f('id eq "not-a-uuid"')))["totalResults"] == 0
-    for bad in ('name.givenName eq "x"', 'userName eq', 'userName zz "x"', "((("):
+    for bad in ('name.givenName eq "x"', "userName eq", 'userName zz "x"', "((("):
         response = await api.client.get(f"/scim/v2/Users?{f(bad)}", headers=tenant.scim)
         assert_scim_error(response, 400, "invalidFilter")
 
@@ -58,17 +69,26 @@ async def test_filters_and_pagination(api: Api, tenant: Tenant) -> None:
     assert floor["startIndex"] == 1 and [u["id"] for u in floor["Resources"]] == [users[0]["id"]]
     capped = await _list(api, tenant, "/scim/v2/Users", "count=100000")
     assert capped["itemsPerPage"] == 5
-    filtered_page = await _list(api, tenant, "/scim/v2/Users", f('userName sw "user"') + "&startIndex=4&count=1")
-    assert filtered_page["totalResults"] == 5 and [u["id"] for u in filtered_page["Resources"]] == [users[3]["id"]]
+    filtered_page = await _list(
+        api, tenant, "/scim/v2/Users", f('userName sw "user"') + "&startIndex=4&count=1"
+    )
+    assert filtered_page["totalResults"] == 5 and [u["id"] for u in filtered_page["Resources"]] == [
+        users[3]["id"]
+    ]
 
     chosen = await _list(api, tenant, "/scim/v2/Users", "attributes=displayName&count=1")
     assert set(chosen["Resources"][0]) <= {"schemas", "id", "displayName", "meta"}
-    one = await api.client.get(f"/scim/v2/Users/{users[0]['id']}?excludedAttributes=externalId", headers=tenant.scim)
+    one = await api.client.get(
+        f"/scim/v2/Users/{users[0]['id']}?excludedAttributes=externalId", headers=tenant.scim
+    )
     assert "externalId" not in one.json() and one.json()["userName"] == "user0@example.com"
 
     searched = await api.client.post(
         "/scim/v2/Users/.search",
-        json={"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": 'externalId eq "ext-4"'},
+        json={
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+            "filter": 'externalId eq "ext-4"',
+        },
         headers=tenant.scim,
     )
     assert searched.status_code == 200 and [u["id"] for u in searched.json()["Resources"]] == [users[4]["id"]]
@@ -90,10 +110,16 @@ async def test_patch_and_put(api: Api, tenant: Tenant) -> None:
     assert changed.json()["displayName"] == "Renamed" and changed.json()["externalId"] == "ext-new"
     assert (await api.client.get(url, headers=tenant.scim)).json()["displayName"] == "Renamed"
     removed = await patch({"op": "remove", "path": "externalId"}, {"op": "remove", "path": "displayName"})
-    assert removed.status_code == 200 and "externalId" not in removed.json() and "displayName" not in removed.json()
+    assert (
+        removed.status_code == 200
+        and "externalId" not in removed.json()
+        and "displayName" not in removed.json()
+    )
 
     assert_scim_error(await patch({"op": "remove", "path": "active"}), 400, "invalidValue")
-    assert_scim_error(await patch({"op": "replace", "path": "userName", "value": "x@example.com"}), 400, "mutability")
+    assert_scim_error(
+        await patch({"op": "replace", "path": "userName", "value": "x@example.com"}), 400, "mutability"
+    )
     assert_scim_error(await patch({"op": "replace", "path": "groups", "value": []}), 400, "mutability")
     assert_scim_error(await patch({"op": "replace", "path": "nope", "value": 1}), 400, "invalidPath")
     assert_scim_error(await patch({"op": "jump", "path": "active", "value": True}), 400, "invalidValue")
@@ -107,7 +133,9 @@ async def test_patch_and_put(api: Api, tenant: Tenant) -> None:
     assert replaced.status_code == 200 and replaced.json()["displayName"] == "Put"
     assert replaced.json()["active"] is False and "externalId" not in replaced.json()
     assert_scim_error(
-        await api.client.put(url, json=user_body("someone-else@example.com"), headers=tenant.scim), 400, "mutability"
+        await api.client.put(url, json=user_body("someone-else@example.com"), headers=tenant.scim),
+        400,
+        "mutability",
     )
     assert_scim_error(await api.client.put(url, json={"displayName": "x"}, headers=tenant.scim), 400)
 
@@ -123,25 +151,36 @@ async def test_groups_are_roles(api: Api, tenant: Tenant) -> None:
 
     created = await api.client.post(
         "/scim/v2/Groups",
-        json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Support",
-              "members": [{"value": ann["id"]}]},
+        json={
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "Support",
+            "members": [{"value": ann["id"]}],
+        },
         headers=tenant.scim,
     )
     assert created.status_code == 201, created.text
-    assert created.json()["id"] == "Support" and [m["value"] for m in created.json()["members"]] == [ann["id"]]
+    assert created.json()["id"] == "Support" and [m["value"] for m in created.json()["members"]] == [
+        ann["id"]
+    ]
     roles = await api.client.get("/roles", headers=tenant.admin)
     support = next(r for r in roles.json()["items"] if r["name"] == "Support")
     assert support["permissions"] == [] and support["builtin"] is False
-    member_roles = {m["email"]: m["role"] for m in (await api.client.get("/users", headers=tenant.admin)).json()["items"]}
+    member_roles = {
+        m["email"]: m["role"] for m in (await api.client.get("/users", headers=tenant.admin)).json()["items"]
+    }
     assert member_roles["user0@example.com"] == "Support"
     user_view = (await api.client.get(f"/scim/v2/Users/{ann['id']}", headers=tenant.scim)).json()
     assert user_view["groups"][0]["value"] == "Support"
 
     assert_scim_error(
-        await api.client.post("/scim/v2/Groups", json={"displayName": "Support"}, headers=tenant.scim), 409, "uniqueness"
+        await api.client.post("/scim/v2/Groups", json={"displayName": "Support"}, headers=tenant.scim),
+        409,
+        "uniqueness",
     )
     assert_scim_error(
-        await api.client.post("/scim/v2/Groups", json={"displayName": "admin"}, headers=tenant.scim), 409, "uniqueness"
+        await api.client.post("/scim/v2/Groups", json={"displayName": "admin"}, headers=tenant.scim),
+        409,
+        "uniqueness",
     )
     assert_scim_error(
         await api.client.post("/scim/v2/Groups", json={"displayName": "Sales Team"}, headers=tenant.scim),
@@ -162,7 +201,9 @@ async def test_groups_are_roles(api: Api, tenant: Tenant) -> None:
         headers=tenant.scim,
     )
     assert [m["value"] for m in removed.json()["members"]] == [ben["id"]]
-    member_roles = {m["email"]: m["role"] for m in (await api.client.get("/users", headers=tenant.admin)).json()["items"]}
+    member_roles = {
+        m["email"]: m["role"] for m in (await api.client.get("/users", headers=tenant.admin)).json()["items"]
+    }
     assert member_roles == {**member_roles, "user0@example.com": "USER", "user1@example.com": "Support"}
 
     assert_scim_error(await api.client.delete("/scim/v2/Groups/Support", headers=tenant.scim), 409)

@@ -30,9 +30,9 @@ async def test_token_lifecycle(api: Api) -> None:
     assert (await api.client.delete(f"/tenant/scim-tokens/{body['id']}", headers=admin)).status_code == 204
     assert_scim_error(await api.client.get("/scim/v2/Users", headers=scim), 401)
     assert_problem(await api.client.delete(f"/tenant/scim-tokens/{body['id']}", headers=admin), 404)
-    assert [i["id"] for i in (await api.client.get("/tenant/scim-tokens", headers=admin)).json()["items"]] == [
-        unnamed.json()["id"]
-    ]
+    assert [
+        i["id"] for i in (await api.client.get("/tenant/scim-tokens", headers=admin)).json()["items"]
+    ] == [unnamed.json()["id"]]
 
 
 async def test_a_revoked_token_stops_in_every_process(two_instances: tuple[Api, Any]) -> None:
@@ -66,7 +66,9 @@ async def test_only_tenant_managers_hold_tokens_and_only_tokens_open_scim(api: A
         refused = await api.client.get("/scim/v2/Users", headers=headers)
         assert_scim_error(refused, 401)
         assert refused.headers["www-authenticate"].startswith("Bearer")
-    key = await api.client.post("/api-keys", json={"name": "k", "scopes": ["users.read"]}, headers=tenant.admin)
+    key = await api.client.post(
+        "/api-keys", json={"name": "k", "scopes": ["users.read"]}, headers=tenant.admin
+    )
     assert_scim_error(
         await api.client.get("/scim/v2/Users", headers={"Authorization": f"Bearer {key.json()['key']}"}), 401
     )
@@ -86,7 +88,10 @@ async def test_scim_answers_are_scim_json(api: Api, tenant: Tenant) -> None:
     schemas = (await api.client.get("/scim/v2/Schemas", headers=tenant.scim)).json()
     user_schema = next(s for s in schemas["Resources"] if s["name"] == "User")
     attributes = {a["name"]: a for a in user_schema["attributes"]}
-    assert attributes["userName"]["mutability"] == "immutable" and attributes["emails"]["mutability"] == "readOnly"
+    assert (
+        attributes["userName"]["mutability"] == "immutable"
+        and attributes["emails"]["mutability"] == "readOnly"
+    )
     assert "password" not in attributes
     assert_scim_error(await api.client.get("/scim/v2/Schemas/urn:nope", headers=tenant.scim), 404)
     assert_scim_error(await api.client.get("/scim/v2/Nowhere", headers=tenant.scim), 404)

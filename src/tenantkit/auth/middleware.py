@@ -78,7 +78,8 @@ class Authentication:
         except ProblemError as error:
             path = scope["path"]
             if error.status == 401 and (
-                path in self.optional_paths or (self.optional_prefixes and path.startswith(self.optional_prefixes))
+                path in self.optional_paths
+                or (self.optional_prefixes and path.startswith(self.optional_prefixes))
             ):
                 return None
             raise

@@ -227,7 +227,10 @@ class TenantKit:
         from tenantkit.scim.tokens import ScimTokens
 
         self.scim_tokens = ScimTokens(
-            database=self.database, store=self.store, digest_key=self.keys.derive("scim-tokens"), events=self.events
+            database=self.database,
+            store=self.store,
+            digest_key=self.keys.derive("scim-tokens"),
+            events=self.events,
         )
         self.hook.tenantkit_register_tasks(kit=self)
         self._started = False

@@ -37,7 +37,11 @@ class ScimError(Exception):
 
     def body(self) -> dict[str, object]:
         """The error document (``status`` is a string, as RFC 7644 requires)."""
-        body: dict[str, object] = {"schemas": [_ERROR_SCHEMA], "status": str(self.status), "detail": self.detail}
+        body: dict[str, object] = {
+            "schemas": [_ERROR_SCHEMA],
+            "status": str(self.status),
+            "detail": self.detail,
+        }
         if self.scim_type:
             body["scimType"] = self.scim_type
         return body

@@ -15,7 +15,7 @@ The ``User`` and ``Group`` models declare exactly what is kept, so the
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 from scim2_models import (
@@ -25,6 +25,7 @@ from scim2_models import (
     CaseExact,
     ChangePassword,
     ComplexAttribute,
+    EnterpriseUser,
     ETag,
     Filter,
     Mutability,
@@ -38,12 +39,14 @@ from scim2_models import (
     ServiceProviderConfig,
     Sort,
     Uniqueness,
+    User,
 )
 
 __all__ = [
     "GROUP_SCHEMA",
     "MAX_RESULTS",
     "USER_SCHEMA",
+    "InputUser",
     "ScimGroup",
     "ScimGroupMember",
     "ScimUser",
@@ -54,8 +57,18 @@ __all__ = [
     "service_provider_config",
 ]
 
+if TYPE_CHECKING:
+    GroupReference = str
+    UserReference = str
+else:  # references to the served resource types, by name (RFC 7643 §2.3.7 referenceTypes)
+    GroupReference = Reference["Group"]
+    UserReference = Reference["User"]
+
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
+#: What a directory may send as a user: the core schema with the enterprise extension
+#: (attributes outside :class:`ScimUser` are accepted and not kept).
+InputUser: Any = User[EnterpriseUser]
 #: The most resources one list answer holds (``count`` is capped to it).
 MAX_RESULTS = 200
 
@@ -72,7 +85,7 @@ class ScimUserGroup(ComplexAttribute):
     """The group (role) a user is in."""
 
     value: Annotated[str | None, Mutability.read_only, CaseExact.true] = None
-    ref: Annotated[Reference["Group"] | None, Mutability.read_only] = Field(
+    ref: Annotated[GroupReference | None, Mutability.read_only] = Field(
         None, serialization_alias="$ref", validation_alias="$ref"
     )
     display: Annotated[str | None, Mutability.read_only] = None
@@ -104,7 +117,7 @@ class ScimGroupMember(ComplexAttribute):
     """A user holding the group's role."""
 
     value: Annotated[str | None, Mutability.immutable, CaseExact.true] = None
-    ref: Annotated[Reference["User"] | None, Mutability.immutable] = Field(
+    ref: Annotated[UserReference | None, Mutability.immutable] = Field(
         None, serialization_alias="$ref", validation_alias="$ref"
     )
     type: Annotated[str | None, Mutability.immutable] = Field(None, examples=["User"])

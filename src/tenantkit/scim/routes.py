@@ -25,7 +25,6 @@ from scim2_models import (
     PatchOp,
     ResponseParameters,
     SearchRequest,
-    User,
 )
 from starlette.requests import Request
 from starlette.responses import Response
@@ -37,6 +36,7 @@ from tenantkit.http import edge_errors
 from tenantkit.openapi import describe
 from tenantkit.scim.errors import SCIM_MEDIA_TYPE, ScimError, scim_response
 from tenantkit.scim.models import (
+    InputUser,
     ScimGroup,
     ScimUser,
     resource_types,
@@ -46,7 +46,7 @@ from tenantkit.scim.models import (
 from tenantkit.scim.service import Page, ScimDirectory
 from tenantkit.scim.tokens import ScimTokenRecord, ScimTokens
 from tenantkit.security.body_limit import BodyTooLarge
-from tenantkit.security.ratelimit import RateLimiter, limit_headers, rate_key, RateLimitResult
+from tenantkit.security.ratelimit import RateLimiter, RateLimitResult, limit_headers, rate_key
 from tenantkit.settings import RateLimit
 from tenantkit.tenancy.directory import TenantDirectory
 
@@ -55,8 +55,6 @@ __all__ = ["SCIM_PREFIX", "ScimRoutes"]
 logger = logging.getLogger("tenantkit.scim")
 
 SCIM_PREFIX = "/scim/v2"
-#: What a directory may send as a user: the core schema with the enterprise extension.
-InputUser: Any = User[EnterpriseUser]
 _ENTERPRISE = EnterpriseUser.__schema__
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="SCIM"'}
 _QUERY_KEYS = {
@@ -89,11 +87,15 @@ def _first_error(errors: pydantic.ValidationError, default_type: str = "invalidV
     if not found:
         return ScimError(400, "Invalid request.", default_type)
     error = found[0]
-    return ScimError(int(error.status or 400), error.detail or "Invalid request.", error.scim_type or default_type)
+    return ScimError(
+        int(error.status or 400), error.detail or "Invalid request.", error.scim_type or default_type
+    )
 
 
 def _describe(summary: str, *, status: int = 200) -> Callable[[Any], Any]:
-    return describe(summary=summary, status=status, tags=["scim"], media_type=SCIM_MEDIA_TYPE, rate_limited=False)
+    return describe(
+        summary=summary, status=status, tags=["scim"], media_type=SCIM_MEDIA_TYPE, rate_limited=False
+    )
 
 
 class ScimRoutes:
@@ -245,7 +247,11 @@ class ScimRoutes:
         if _too_deep(data, self.depth):
             raise ScimError(400, f"JSON nested deeper than {self.depth} levels.", "invalidSyntax")
         if edge_errors(data):
-            raise ScimError(400, "A value holds NUL characters, unpaired surrogates or an out-of-range number.", "invalidValue")
+            raise ScimError(
+                400,
+                "A value holds NUL characters, unpaired surrogates or an out-of-range number.",
+                "invalidValue",
+            )
         return data
 
     @staticmethod
@@ -271,13 +277,18 @@ class ScimRoutes:
 
     @staticmethod
     def _parameters(model: Any, request: Request) -> ResponseParameters[Any] | None:
-        query = {k: v for k, v in ScimRoutes._query(request).items() if k in ("attributes", "excludedAttributes")}
+        query = {
+            k: v for k, v in ScimRoutes._query(request).items() if k in ("attributes", "excludedAttributes")
+        }
         if not query:
             return None
         try:
-            return ResponseParameters[model].model_validate(query)  # type: ignore[no-any-return]
+            parameters: ResponseParameters[Any] = ResponseParameters[model].model_validate(query)
+            return parameters
         except (pydantic.ValidationError, ValueError):
-            raise ScimError(400, "attributes or excludedAttributes names an unknown attribute.", "invalidValue") from None
+            raise ScimError(
+                400, "attributes or excludedAttributes names an unknown attribute.", "invalidValue"
+            ) from None
 
     @staticmethod
     def _resource(
@@ -295,13 +306,13 @@ class ScimRoutes:
 
     @staticmethod
     def _page(model: Any, page: Page, search: SearchRequest[Any] | None) -> Response:
-        listing = ListResponse[model](  # type: ignore[valid-type]
+        listing = ListResponse[model](
             total_results=page.total,
             start_index=page.start_index,
             items_per_page=len(page.resources),
             resources=list(page.resources),
         )
-        parameters = None
+        parameters: ResponseParameters[Any] | None = None
         if search is not None and (search.attributes or search.excluded_attributes):
             parameters = ResponseParameters(
                 attributes=search.attributes, excluded_attributes=search.excluded_attributes
@@ -420,7 +431,9 @@ class ScimRoutes:
             del data[key]
         if isinstance(data.get("schemas"), list):
             data["schemas"] = [
-                s for s in data["schemas"] if not (isinstance(s, str) and s.startswith("urn:") and "extension" in s)
+                s
+                for s in data["schemas"]
+                if not (isinstance(s, str) and s.startswith("urn:") and "extension" in s)
             ] + ([_ENTERPRISE] if _ENTERPRISE in data else [])
         try:
             return InputUser.model_validate(data, scim_ctx=ctx)
@@ -471,13 +484,17 @@ class ScimRoutes:
     @_describe("SCIM: replace a group's members")
     async def replace_group(self, request: Request, tenant: TenantRef) -> Response:
         data = self._group(await self._body(request), Context.RESOURCE_REPLACEMENT_REQUEST)
-        group = await self.directory.replace_group(tenant, request.path_params["id"], data, self._base(request))
+        group = await self.directory.replace_group(
+            tenant, request.path_params["id"], data, self._base(request)
+        )
         return self._resource(group)
 
     @_describe("SCIM: add or remove a group's members (PatchOp)")
     async def patch_group(self, request: Request, tenant: TenantRef) -> Response:
         patch = self._patch(ScimGroup, await self._body(request))
-        group = await self.directory.patch_group(tenant, request.path_params["id"], patch, self._base(request))
+        group = await self.directory.patch_group(
+            tenant, request.path_params["id"], patch, self._base(request)
+        )
         return self._resource(group)
 
     @_describe("SCIM: delete a group (a custom role nobody holds)", status=204)
@@ -522,4 +539,3 @@ def _too_deep(value: Any, limit: int) -> bool:
         elif isinstance(item, list):
             stack.extend((v, depth + 1) for v in item)
     return False
-

@@ -36,15 +36,23 @@ from sqlalchemy.exc import IntegrityError
 
 from tenantkit.context import TenantRef, tenant_context
 from tenantkit.db.engine import Database
-from tenantkit.db.models import Membership, Role, User as Account
+from tenantkit.db.models import Membership, Role
 from tenantkit.db.models import ScimUser as ScimUserRow
-from tenantkit.errors import ConflictError, NotFoundError, PermissionDeniedError, ProblemError, ValidationError
+from tenantkit.db.models import User as Account
+from tenantkit.errors import (
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    ProblemError,
+    ValidationError,
+)
 from tenantkit.events import Events
 from tenantkit.normalize import normalize_email
 from tenantkit.rbac.roles import ADMIN, BUILTIN_ROLES, SUPER_ADMIN, USER, RoleBook
 from tenantkit.scim.errors import ScimError
 from tenantkit.scim.models import (
     MAX_RESULTS,
+    InputUser,
     ScimGroup,
     ScimGroupMember,
     ScimUser,
@@ -117,7 +125,9 @@ class ScimDirectory:
         events: Audit rows.
     """
 
-    def __init__(self, *, database: Database, tenancy: TenancyService, roles: RoleBook, events: Events) -> None:
+    def __init__(
+        self, *, database: Database, tenancy: TenancyService, roles: RoleBook, events: Events
+    ) -> None:
         self.database = database
         self.tenancy = tenancy
         self.roles = roles
@@ -133,7 +143,9 @@ class ScimDirectory:
             .join(Account, Account.id == ScimUserRow.user_id)
             .outerjoin(
                 Membership,
-                and_(Membership.tenant_id == ScimUserRow.tenant_id, Membership.user_id == ScimUserRow.user_id),
+                and_(
+                    Membership.tenant_id == ScimUserRow.tenant_id, Membership.user_id == ScimUserRow.user_id
+                ),
             )
             .where(ScimUserRow.tenant_id == tenant.id)
         )
@@ -196,7 +208,11 @@ class ScimDirectory:
     @staticmethod
     def _fast_filter(node: Any) -> ColumnElement[bool] | None:
         """``attr eq "value"`` on an indexed attribute as SQL, else ``None``."""
-        if not isinstance(node, Comparison) or node.op != CompareOperator.eq or not isinstance(node.value, str):
+        if (
+            not isinstance(node, Comparison)
+            or node.op != CompareOperator.eq
+            or not isinstance(node.value, str)
+        ):
             return None
         path: AttrPath = node.attr_path
         attr = path.attr.lower()
@@ -228,7 +244,9 @@ class ScimDirectory:
             states = await self._states(tenant, limit=MAX_SCANNED + 1)
             if len(states) > MAX_SCANNED:
                 raise ScimError(
-                    400, "Filter with userName, externalId or emails.value eq on a directory this large.", "tooMany"
+                    400,
+                    "Filter with userName, externalId or emails.value eq on a directory this large.",
+                    "tooMany",
                 )
             resources = [self.user_resource(s, base) for s in states]
             matched = [r for r in resources if scim_filter.match(r)]
@@ -267,7 +285,7 @@ class ScimDirectory:
             return created
         raise ScimError(409, "The account is being created concurrently; retry.", "uniqueness")
 
-    async def create_user(self, tenant: TenantRef, data: User, base: str) -> ScimUser:
+    async def create_user(self, tenant: TenantRef, data: User[Any], base: str) -> ScimUser:
         """Provision a user: 409 uniqueness when this tenant's directory already has them."""
         email = self.user_name(data.user_name)
         user_id = await self._account(email)
@@ -275,7 +293,9 @@ class ScimDirectory:
         with tenant_context(tenant):
             async with self.database.session() as session:
                 existing_role = await session.scalar(
-                    select(Membership.role).where(Membership.tenant_id == tenant.id, Membership.user_id == user_id)
+                    select(Membership.role).where(
+                        Membership.tenant_id == tenant.id, Membership.user_id == user_id
+                    )
                 )
             try:
                 async with self.database.session() as session, session.begin():
@@ -290,7 +310,9 @@ class ScimDirectory:
                         )
                     )
             except IntegrityError:
-                raise ScimError(409, "This userName is already provisioned in this tenant.", "uniqueness") from None
+                raise ScimError(
+                    409, "This userName is already provisioned in this tenant.", "uniqueness"
+                ) from None
         self.events.audit("scim.user_provisioned", tenant_id=tenant.id, target=str(user_id))
         state = (await self._states(tenant, ScimUserRow.user_id == user_id))[0]
         await self._set_active(tenant, state, active)
@@ -336,8 +358,8 @@ class ScimDirectory:
                 for name, value in values.items():
                     setattr(row, name, value)
 
-    def _as_user(self, state: _UserState) -> User:
-        return User(
+    def _as_user(self, state: _UserState) -> User[Any]:
+        return InputUser(  # type: ignore[no-any-return]
             id=str(state.row.user_id),
             user_name=state.email,
             display_name=state.row.display_name,
@@ -345,7 +367,7 @@ class ScimDirectory:
             active=state.active,
         )
 
-    async def _apply(self, tenant: TenantRef, state: _UserState, wanted: User, base: str) -> ScimUser:
+    async def _apply(self, tenant: TenantRef, state: _UserState, wanted: User[Any], base: str) -> ScimUser:
         if wanted.user_name is not None and self.user_name(wanted.user_name) != state.email:
             raise ScimError(400, "userName cannot change: it is the account's email.", "mutability")
         active = wanted.active is not False if wanted.active is not None else True
@@ -355,14 +377,16 @@ class ScimDirectory:
         await self._set_active(tenant, state, active)
         return await self.get_user(tenant, str(state.row.user_id), base)
 
-    async def replace_user(self, tenant: TenantRef, user_id: str, data: User, base: str) -> ScimUser:
-        """PUT: ``displayName``, ``externalId`` and ``active`` take the given values (absent: none, active)."""
+    async def replace_user(self, tenant: TenantRef, user_id: str, data: User[Any], base: str) -> ScimUser:
+        """PUT: ``displayName``, ``externalId`` and ``active`` as given (absent: none, and active)."""
         state = await self._state(tenant, user_id)
         if data.user_name is None:
             raise ScimError(400, "userName is required.", "invalidValue")
         return await self._apply(tenant, state, data, base)
 
-    async def patch_user(self, tenant: TenantRef, user_id: str, patch: PatchOp[User], base: str) -> ScimUser:
+    async def patch_user(
+        self, tenant: TenantRef, user_id: str, patch: PatchOp[User[Any]], base: str
+    ) -> ScimUser:
         """PATCH: the operations applied to the current state, then kept (atomic per request)."""
         state = await self._state(tenant, user_id)
         current = self._as_user(state)
@@ -400,7 +424,9 @@ class ScimDirectory:
         with tenant_context(tenant):
             async with self.database.session() as session:
                 custom = (
-                    await session.scalars(select(Role.name).where(Role.tenant_id == tenant.id).order_by(Role.name))
+                    await session.scalars(
+                        select(Role.name).where(Role.tenant_id == tenant.id).order_by(Role.name)
+                    )
                 ).all()
         return [*_GROUP_BUILTINS, *custom]
 
@@ -425,7 +451,8 @@ class ScimDirectory:
         return ScimGroup(
             id=name,
             display_name=name,
-            members=[ScimGroupMember(value=str(m), ref=f"{base}/Users/{m}", type="User") for m in members] or None,
+            members=[ScimGroupMember(value=str(m), ref=f"{base}/Users/{m}", type="User") for m in members]
+            or None,
             meta=Meta(resource_type="Group", location=f"{base}/Groups/{name}"),
         )
 
@@ -450,14 +477,18 @@ class ScimDirectory:
         name = data.display_name or ""
         if not _ROLE_NAME.fullmatch(name):
             raise ScimError(
-                400, "displayName must be a role name: a letter, then letters, digits, _ or - (2-64).", "invalidValue"
+                400,
+                "displayName must be a role name: a letter, then letters, digits, _ or - (2-64).",
+                "invalidValue",
             )
         if name.upper() in BUILTIN_ROLES:
             raise ScimError(409, "A built-in role has this name.", "uniqueness")
         try:
             with tenant_context(tenant):
                 async with self.database.session() as session, session.begin():
-                    session.add(Role(tenant_id=tenant.id, name=name, permissions=[], description="Created by SCIM"))
+                    session.add(
+                        Role(tenant_id=tenant.id, name=name, permissions=[], description="Created by SCIM")
+                    )
         except IntegrityError:
             raise ScimError(409, "A group with this displayName exists.", "uniqueness") from None
         await self.roles.role_changed(tenant.id, name)
@@ -475,7 +506,9 @@ class ScimDirectory:
         await self._set_members(tenant, name, [m.value for m in data.members or []], base)
         return await self.get_group(tenant, name, base)
 
-    async def patch_group(self, tenant: TenantRef, name: str, patch: PatchOp[ScimGroup], base: str) -> ScimGroup:
+    async def patch_group(
+        self, tenant: TenantRef, name: str, patch: PatchOp[ScimGroup], base: str
+    ) -> ScimGroup:
         """PATCH: add/remove/replace ``members`` (``displayName`` cannot change)."""
         current = await self.get_group(tenant, name, base)
         try:
@@ -511,7 +544,9 @@ class ScimDirectory:
         await self.roles.role_changed(tenant.id, name)
         self.events.audit("role.deleted", tenant_id=tenant.id, target=name, data={"via": "scim"})
 
-    async def _set_members(self, tenant: TenantRef, name: str, wanted: Sequence[str | None], base: str) -> None:
+    async def _set_members(
+        self, tenant: TenantRef, name: str, wanted: Sequence[str | None], base: str
+    ) -> None:
         """Make the SCIM users holding ``name`` exactly ``wanted`` (user ids)."""
         states = {s.row.user_id: s for s in await self._states(tenant)}
         target: set[uuid.UUID] = set()

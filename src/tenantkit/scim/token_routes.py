@@ -69,7 +69,9 @@ class ScimTokenRoutes:
         return [
             Route("/tenant/scim-tokens", self.create, methods=["POST"], name="scim-tokens:create"),
             Route("/tenant/scim-tokens", self.list_tokens, methods=["GET"], name="scim-tokens:list"),
-            Route("/tenant/scim-tokens/{token_id}", self.revoke, methods=["DELETE"], name="scim-tokens:revoke"),
+            Route(
+                "/tenant/scim-tokens/{token_id}", self.revoke, methods=["DELETE"], name="scim-tokens:revoke"
+            ),
         ]
 
     @describe(
