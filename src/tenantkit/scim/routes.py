@@ -24,6 +24,8 @@ from scim2_models import (
     ListResponse,
     PatchOp,
     ResponseParameters,
+    SCIMException,
+    ScimFilter,
     SearchRequest,
 )
 from starlette.requests import Request
@@ -36,6 +38,7 @@ from tenantkit.http import edge_errors
 from tenantkit.openapi import describe
 from tenantkit.scim.errors import SCIM_MEDIA_TYPE, ScimError, scim_response
 from tenantkit.scim.models import (
+    USER_SCHEMA,
     InputUser,
     ScimGroup,
     ScimUser,
@@ -190,6 +193,12 @@ class ScimRoutes:
                 if error.status >= 500:
                     raise  # an outage: the kit's 503
                 return ScimError(error.status, error.detail).to_response()
+            except SCIMException as error:  # raised by scim2-models outside validation
+                found = error.to_error()
+                status = int(found.status or 400)
+                return ScimError(status, found.detail or "Invalid request.", found.scim_type).to_response()
+            except pydantic.ValidationError as errors:
+                return _first_error(errors).to_response()
 
         return endpoint
 
@@ -430,11 +439,7 @@ class ScimRoutes:
         for key in [k for k in data if k.lower().startswith("urn:") and k != _ENTERPRISE]:
             del data[key]
         if isinstance(data.get("schemas"), list):
-            data["schemas"] = [
-                s
-                for s in data["schemas"]
-                if not (isinstance(s, str) and s.startswith("urn:") and "extension" in s)
-            ] + ([_ENTERPRISE] if _ENTERPRISE in data else [])
+            data["schemas"] = [USER_SCHEMA] + ([_ENTERPRISE] if _ENTERPRISE in data else [])
         try:
             return InputUser.model_validate(data, scim_ctx=ctx)
         except pydantic.ValidationError as errors:
@@ -491,7 +496,7 @@ class ScimRoutes:
 
     @_describe("SCIM: add or remove a group's members (PatchOp)")
     async def patch_group(self, request: Request, tenant: TenantRef) -> Response:
-        patch = self._patch(ScimGroup, await self._body(request))
+        patch = self._patch(ScimGroup, _entra_member_removals(await self._body(request)))
         group = await self.directory.patch_group(
             tenant, request.path_params["id"], patch, self._base(request)
         )
@@ -510,6 +515,34 @@ class ScimRoutes:
             raise _first_error(errors) from None
         except ValueError as error:
             raise ScimError(400, str(error), "invalidValue") from None
+
+
+def _entra_member_removals(data: dict[str, Any]) -> dict[str, Any]:
+    """Entra ID removes members with a value list, ``{"op": "Remove", "path": "members", "value": [...]}``.
+
+    RFC 7644 selects what to remove with a filter in the path: rewrite each
+    listed member as ``members[value eq "<id>"]`` (anything else is left as sent).
+    """
+    operations = data.get("Operations")
+    if not isinstance(operations, list):
+        return data
+    rewritten: list[Any] = []
+    for operation in operations:
+        value = operation.get("value") if isinstance(operation, dict) else None
+        if (
+            isinstance(operation, dict)
+            and str(operation.get("op", "")).lower() == "remove"
+            and str(operation.get("path", "")).lower() == "members"
+            and isinstance(value, list)
+            and value
+            and all(isinstance(v, dict) and isinstance(v.get("value"), str) for v in value)
+        ):
+            rewritten += [
+                {"op": "remove", "path": f"members[value eq {ScimFilter.quote(v['value'])}]"} for v in value
+            ]
+        else:
+            rewritten.append(operation)
+    return {**data, "Operations": rewritten}
 
 
 def _meta(kind: str, location: str) -> Any:

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scim2_models import Meta, PatchOp, SearchRequest, User
+from scim2_models import Meta, PatchOp, SCIMException, SearchRequest, User
 from scim2_models.path import AttrPath, CompareOperator, Comparison
 from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.exc import IntegrityError
@@ -112,7 +112,7 @@ def _window(search: SearchRequest[Any] | None) -> tuple[int, int]:
     start = (search.start_index if search is not None else None) or 1
     count = search.count if search is not None else None
     count = MAX_RESULTS if count is None else max(0, min(count, MAX_RESULTS))
-    return max(start, 1), count
+    return min(max(start, 1), 2**31), count  # beyond any table: an empty page, never an overflow
 
 
 class ScimDirectory:
@@ -365,6 +365,8 @@ class ScimDirectory:
             display_name=state.row.display_name,
             external_id=state.row.external_id,
             active=state.active,
+            # So that directories' paths such as emails[type eq "work"].value resolve (not kept).
+            emails=[{"value": state.email, "type": "work", "primary": True}],
         )
 
     async def _apply(self, tenant: TenantRef, state: _UserState, wanted: User[Any], base: str) -> ScimUser:
@@ -392,7 +394,7 @@ class ScimDirectory:
         current = self._as_user(state)
         try:
             patch.patch(current)
-        except ValueError as error:  # SCIMException, and pydantic's ValidationError
+        except (SCIMException, ValueError) as error:  # ValueError: pydantic's ValidationError
             raise _patch_error(error) from None
         if current.active is None:
             raise ScimError(400, "active cannot be removed; set it to false to deprovision.", "invalidValue")
@@ -513,7 +515,7 @@ class ScimDirectory:
         current = await self.get_group(tenant, name, base)
         try:
             patch.patch(current)
-        except ValueError as error:
+        except (SCIMException, ValueError) as error:
             raise _patch_error(error) from None
         if current.display_name != name:
             raise ScimError(400, "displayName cannot change: it is the role's name.", "mutability")
@@ -578,9 +580,9 @@ class ScimDirectory:
         await self._keep_role(tenant, user_id, role)
 
 
-def _patch_error(error: ValueError) -> ScimError:
+def _patch_error(error: Exception) -> ScimError:
     from pydantic import ValidationError as PydanticError
-    from scim2_models import Error, SCIMException
+    from scim2_models import Error
 
     if isinstance(error, SCIMException):
         found = error.to_error()
