@@ -86,7 +86,12 @@ async def test_current_members_are_adopted_and_the_last_admin_stays(api: Api, te
     url = f"/scim/v2/Users/{owner.json()['id']}"
     for request in (
         api.client.patch(
-            url, json=patch_body({"op": "replace", "path": "active", "value": False}), headers=tenant.scim
+            url,
+            json=patch_body(
+                {"op": "replace", "path": "displayName", "value": "Changed"},
+                {"op": "replace", "path": "active", "value": False},
+            ),
+            headers=tenant.scim,
         ),
         api.client.delete(url, headers=tenant.scim),
         api.client.put(
@@ -98,6 +103,7 @@ async def test_current_members_are_adopted_and_the_last_admin_stays(api: Api, te
     assert me.status_code == 200 and me.json()["role"] == "ADMIN"
     still = (await api.client.get(url, headers=tenant.scim)).json()
     assert still["active"] is True and still["groups"][0]["value"] == "ADMIN"
+    assert "displayName" not in still  # the refused PATCH changed nothing
 
 
 async def test_suspended_tenants_and_rate_limits(

@@ -372,11 +372,12 @@ class ScimDirectory:
     async def _apply(self, tenant: TenantRef, state: _UserState, wanted: User[Any], base: str) -> ScimUser:
         if wanted.user_name is not None and self.user_name(wanted.user_name) != state.email:
             raise ScimError(400, "userName cannot change: it is the account's email.", "mutability")
-        active = wanted.active is not False if wanted.active is not None else True
+        active = wanted.active is not False
+        # The membership first: a refusal (the last ADMIN) leaves the user as it was.
+        await self._set_active(tenant, state, active)
         await self._update_row(
             tenant, state.row.user_id, display_name=wanted.display_name, external_id=wanted.external_id
         )
-        await self._set_active(tenant, state, active)
         return await self.get_user(tenant, str(state.row.user_id), base)
 
     async def replace_user(self, tenant: TenantRef, user_id: str, data: User[Any], base: str) -> ScimUser:
