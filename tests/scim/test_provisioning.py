@@ -123,6 +123,17 @@ async def test_delete_ends_the_membership_and_its_sessions(api: Api, tenant: Ten
     again = await _provision(api, tenant, "carol@example.com")
     assert again["id"] == user["id"] and again["active"] is True
 
+    # The audit log tells what the directory did, and with which token.
+    await api.kit.audit_log.flush()
+    rows = (await api.client.get("/audit", params={"action": "scim.*"}, headers=tenant.admin)).json()["items"]
+    done = [(r["action"], r["target"], r["data"].get("scim_token_id")) for r in rows]
+    assert ("scim.user_deprovisioned", user["id"], tenant.token_id) in done
+    assert done.count(("scim.user_provisioned", user["id"], tenant.token_id)) == 2
+    removed = (
+        await api.client.get("/audit", params={"action": "membership.removed"}, headers=tenant.admin)
+    ).json()
+    assert user["id"] in [r["target"] for r in removed["items"]]
+
 
 async def test_new_accounts_have_no_usable_password_and_inactive_users_no_membership(
     api: Api, tenant: Tenant

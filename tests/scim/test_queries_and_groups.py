@@ -148,6 +148,11 @@ async def test_groups_are_roles(api: Api, tenant: Tenant) -> None:
     assert {m["value"] for m in users_group["members"]} == {ann["id"], ben["id"]}
     found = await _list(api, tenant, "/scim/v2/Groups", "filter=" + quote('displayName eq "ADMIN"'))
     assert [g["id"] for g in found["Resources"]] == ["ADMIN"]
+    # Entra ID's lookup: by name, without the member list.
+    lookup = await _list(
+        api, tenant, "/scim/v2/Groups", "excludedAttributes=members&filter=" + quote('displayName eq "USER"')
+    )
+    assert [g["id"] for g in lookup["Resources"]] == ["USER"] and "members" not in lookup["Resources"][0]
 
     created = await api.client.post(
         "/scim/v2/Groups",

@@ -46,7 +46,7 @@ from tenantkit.scim.models import (
     schemas,
     service_provider_config,
 )
-from tenantkit.scim.service import Page, ScimDirectory
+from tenantkit.scim.service import Page, ScimDirectory, acting_token
 from tenantkit.scim.tokens import ScimTokenRecord, ScimTokens
 from tenantkit.security.body_limit import BodyTooLarge
 from tenantkit.security.ratelimit import RateLimiter, RateLimitResult, limit_headers, rate_key
@@ -216,6 +216,7 @@ class ScimRoutes:
             await self._count_failure(request)
             raise ScimError(401, "A valid SCIM token is required.", headers=_CHALLENGE)
         await self._count(rate_key("scim", str(record.id), "api"), self.token_rate, exact=False)
+        acting_token.set(str(record.id))
         tenant = await self.tenants.get(record.tenant_id)
         if tenant is None:
             raise ScimError(401, "A valid SCIM token is required.", headers=_CHALLENGE)
