@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -54,8 +53,6 @@ from tenantkit.settings import RateLimit
 from tenantkit.tenancy.directory import TenantDirectory
 
 __all__ = ["SCIM_PREFIX", "ScimRoutes"]
-
-logger = logging.getLogger("tenantkit.scim")
 
 SCIM_PREFIX = "/scim/v2"
 _ENTERPRISE = EnterpriseUser.__schema__
