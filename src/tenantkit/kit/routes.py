@@ -68,7 +68,19 @@ def kit_routes(kit: TenantKit) -> list[BaseRoute]:
         *AuditRoutes(kit.audit_log).routes(),
         *job_routes(kit.jobs, kit.database, kit.events),
         *files,
+        *_console_routes(kit),
     ]
+
+
+def _console_routes(kit: TenantKit) -> list[BaseRoute]:
+    """The administration console at ``settings.console_path`` (none when it is empty)."""
+    if not kit.settings.console_path:
+        return []
+    from tenantkit.console import console_routes, panels_from_hook
+
+    return console_routes(
+        kit.settings.console_path, panels=panels_from_hook(kit.hook.tenantkit_console_panels())
+    )
 
 
 def _metrics_endpoint(kit: TenantKit) -> Any:
