@@ -200,6 +200,7 @@ async function show(panelId, { focus = true } = {}) {
     error.textContent = problem instanceof Problem ? problem.message : `This panel failed: ${problem.message || problem}`;
     error.hidden = false;
   }
+  return container;
 }
 
 async function start() {

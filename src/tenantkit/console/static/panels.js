@@ -284,8 +284,8 @@ async function apiKeys(container, ctx) {
           const body = { name: data.name, scopes: data.scopes || [] };
           if (data.expires_in_days) body.expires_in_days = Number(data.expires_in_days);
           const created = await api.post("/api-keys", body);
-          await ctx.rerender();
-          const slot = ctx.container.querySelector(".once-slot");
+          const fresh = await ctx.rerender();
+          const slot = fresh && fresh.querySelector(".once-slot");
           if (slot) {
             slot.replaceChildren(
               copyable(`Key ${created.name}: shown once, copy it now`, created.key),
@@ -374,8 +374,8 @@ async function webhooks(container, ctx) {
         "Add endpoint",
         async (data) => {
           const created = await api.post("/webhooks", { url: data.url, events: csv(data.events), description: data.description });
-          await ctx.rerender();
-          const slot = ctx.container.querySelector(".once-slot");
+          const fresh = await ctx.rerender();
+          const slot = fresh && fresh.querySelector(".once-slot");
           if (slot) slot.replaceChildren(copyable("Signing secret: shown once, copy it now", created.secret));
         },
       ),

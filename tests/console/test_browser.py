@@ -1,0 +1,243 @@
+"""The console in a real browser: sign in, manage a tenant, and see the API's answers.
+
+Every scenario drives headless Chromium against the example app served on a
+loopback port; what the page shows is checked against the API afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.console.conftest import PASSWORD, SUPERADMIN, Served, sign_in
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _me(served: Served, email: str) -> dict[str, Any]:
+    return dict(httpx.get(f"{served.url}/auth/me", headers=served.token(email)).json())
+
+
+def test_sign_in_shows_only_what_the_role_allows(served: Served, new_page: Any) -> None:
+    admin = served.register()
+    member = served.join(admin)
+    page = new_page()
+    sign_in(page, served.url, admin["email"])
+    assert admin["email"] in page.locator("#account").inner_text()
+    admin_nav = page.locator("#nav a").all_inner_texts()
+    assert {"Members", "Roles", "My sessions", "API keys", "Audit log", "Plugin hello", "Plugin reports"} <= set(
+        admin_nav
+    )
+    assert "Tenants" not in admin_nav
+
+    other = new_page()
+    sign_in(other, served.url, member)
+    assert other.locator("#nav a").all_inner_texts() == ["My sessions", "Plugin hello"]
+    # The token lives in memory only: nothing in web storage, no token cookie readable by script.
+    storage = other.evaluate("() => [localStorage.length, sessionStorage.length, document.cookie]")
+    assert storage == [0, 0, ""]
+    # A reload signs in again from the HttpOnly refresh cookie alone.
+    other.reload()
+    other.locator("#nav:not([hidden])").wait_for()
+    assert member in other.locator("#account").inner_text()
+    assert not page.errors and not other.errors
+
+
+def test_invite_a_member_and_see_the_invitation(served: Served, new_page: Any) -> None:
+    admin = served.register()
+    page = new_page()
+    sign_in(page, served.url, admin["email"])
+    invite = page.get_by_role("form", name="Invite a member")
+    invite.get_by_label("Email").fill("Newcomer@Example.com")
+    invite.get_by_label("Role").select_option("USER")
+    invite.get_by_role("button", name="Send invitation").click()
+    pending = page.get_by_role("list", name="Pending invitations")
+    pending.get_by_text("newcomer@example.com").wait_for()
+    assert "Invitation sent" in page.locator(".flash").inner_text()
+    listed = httpx.get(f"{served.url}/users/invitations", headers=served.token(admin["email"])).json()
+    assert [i["email"] for i in listed["items"]] == ["newcomer@example.com"]
+
+    # Revoke it from the list: gone from the page and from the API.
+    page.get_by_role("button", name="Revoke the invitation of newcomer@example.com").click()
+    page.get_by_text("No pending invitations.").wait_for()
+    listed = httpx.get(f"{served.url}/users/invitations", headers=served.token(admin["email"])).json()
+    assert listed["items"] == []
+
+
+def test_change_a_role(served: Served, new_page: Any) -> None:
+    admin = served.register()
+    member = served.join(admin)
+    page = new_page()
+    sign_in(page, served.url, admin["email"])
+    row = page.get_by_role("form", name=f"Role of {member}")
+    row.get_by_label(f"Role of {member}").select_option("ADMIN")
+    row.get_by_role("button", name="Change role").click()
+    page.locator(".flash", has_text=f"{member} is now ADMIN").wait_for()
+    assert _me(served, member)["role"] == "ADMIN"
+
+
+def test_revoking_a_session_signs_the_other_tab_out(served: Served, new_page: Any) -> None:
+    admin = served.register()
+    laptop, phone = new_page(), new_page()
+    sign_in(laptop, served.url, admin["email"])
+    sign_in(phone, served.url, admin["email"])
+    statuses: list[tuple[str, int]] = []
+    phone.on("response", lambda r: statuses.append((r.url, r.status)))
+
+    laptop.get_by_role("link", name="My sessions").click()
+    sessions = laptop.get_by_role("list", name="Sessions")
+    assert sessions.get_by_role("listitem").count() == 2
+    other = sessions.get_by_role("listitem").filter(has_not_text="this device")
+    other.get_by_role("button", name=re.compile("^Sign out")).click()
+    laptop.locator(".flash", has_text="That device is signed out.").wait_for()
+    assert sessions.get_by_role("listitem").count() == 1
+
+    # The other tab's next API call gets 401, its refresh fails too: the sign-in form is back.
+    phone.get_by_role("link", name="Roles").click()
+    phone.get_by_role("heading", name="Sign in").wait_for()
+    assert (f"{served.url}/roles", 401) in statuses
+    assert (f"{served.url}/auth/refresh", 401) in statuses
+    assert phone.locator("#nav").is_hidden()
+    # The laptop is unaffected.
+    laptop.get_by_role("link", name="Members").click()
+    laptop.get_by_role("heading", name="Members", exact=True).wait_for()
+
+
+def test_api_key_is_shown_once_and_its_audit_row_is_readable(served: Served, new_page: Any) -> None:
+    admin = served.register()
+    page = new_page()
+    sign_in(page, served.url, admin["email"])
+    page.get_by_role("link", name="API keys").click()
+    create = page.get_by_role("form", name="Create an API key")
+    create.get_by_label("Name").fill("ci deploys")
+    create.get_by_label("products.read", exact=True).check()
+    create.get_by_role("button", name="Create key").click()
+    field = page.get_by_label(re.compile("shown once"))
+    field.wait_for()
+    key = field.input_value()
+    assert key.startswith("tk_")
+    assert httpx.get(f"{served.url}/products", headers={"X-API-Key": key}).status_code == 200
+    assert page.get_by_role("list", name="API keys").get_by_text("ci deploys").is_visible()
+
+    # Shown once: coming back to the panel does not show it again.
+    page.get_by_role("link", name="Members").click()
+    page.get_by_role("link", name="API keys").click()
+    page.get_by_role("list", name="API keys").wait_for()
+    assert key not in page.content()
+
+    # The audit log's newest row is the key's creation.
+    page.get_by_role("link", name="Audit log").click()
+    events = page.get_by_role("list", name="Audit events")
+    first = events.get_by_role("listitem").first
+    first.wait_for()
+    assert first.locator("code").inner_text() == "api_key.created"
+    # Filtered by action, then paged.
+    filters = page.get_by_role("form", name="Filter the audit log")
+    filters.get_by_label("Action").fill("login.succeeded")
+    filters.get_by_role("button", name="Apply filters").click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('ol.audit code')].every(c => c.textContent === 'login.succeeded')"
+    )
+
+
+def test_api_errors_appear_next_to_their_control(served: Served, new_page: Any) -> None:
+    admin = served.register()
+    page = new_page()
+    sign_in(page, served.url, admin["email"])
+
+    # A 422 names the field: the message sits in that field's own slot.
+    page.get_by_role("link", name="Audit log").click()
+    filters = page.get_by_role("form", name="Filter the audit log")
+    actor = filters.get_by_label("Actor (user id)")
+    actor.fill("not-a-uuid")
+    filters.get_by_role("button", name="Apply filters").click()
+    slot = page.locator(f"#{actor.get_attribute('id')}-error")
+    slot.wait_for()
+    assert "uuid" in slot.inner_text().lower()
+    assert actor.get_attribute("aria-invalid") == "true"
+
+    # A 409 names no field: its detail is shown at the form that caused it.
+    page.get_by_role("link", name="Roles").click()
+    create = page.get_by_role("form", name="Create a role")
+    create.get_by_label("Name").fill("ADMIN")
+    create.get_by_label("Permissions").fill("products.read")
+    create.get_by_role("button", name="Create role").click()
+    error = create.locator(".form-error")
+    error.wait_for()
+    assert "Built-in roles cannot be redefined." in error.inner_text()
+
+    # A row button's failure is shown right after that button.
+    member = served.join(admin)
+    page.get_by_role("link", name="Members").click()
+    remove = page.get_by_role("button", name=f"Remove {member}")
+    httpx.delete(
+        f"{served.url}/users/{_me(served, member)['id']}", headers=served.token(admin["email"])
+    ).raise_for_status()
+    remove.click()
+    inline = remove.locator("xpath=following-sibling::*[contains(@class,'inline-error')]")
+    inline.wait_for()
+    assert "No such member." in inline.inner_text()
+
+
+def test_superadmin_suspends_and_resumes_a_tenant(served: Served, new_page: Any) -> None:
+    brand = served.register()
+    page = new_page()
+    sign_in(page, served.url, SUPERADMIN[0], SUPERADMIN[1])
+    page.get_by_role("link", name="Tenants").click()
+    page.get_by_role("button", name=f"Suspend {brand['name']}").click()
+    page.get_by_role("button", name=f"Resume {brand['name']}").wait_for()
+    refused = httpx.post(f"{served.url}/auth/login", json={"email": brand["email"], "password": PASSWORD})
+    assert refused.status_code == 403, refused.text
+    page.get_by_role("button", name=f"Resume {brand['name']}").click()
+    page.get_by_role("button", name=f"Suspend {brand['name']}").wait_for()
+    assert _me(served, brand["email"])["tenant"]["slug"] == brand["slug"]
+
+
+def test_plugin_panel_is_imported_and_rendered(served: Served, new_page: Any) -> None:
+    admin = served.register()
+    page = new_page()
+    sign_in(page, served.url, admin["email"])
+    page.get_by_role("link", name="Plugin hello").click()
+    hello = page.locator(".plugin-hello")
+    hello.wait_for()
+    assert hello.inner_text() == f"Hello {admin['email']} from a plugin"
+    assert httpx.get(f"{served.url}/console/panels/reports.js").status_code == 200  # the API decides
+    assert not page.errors
+
+
+def test_swagger_ui_renders_with_no_request_leaving_the_host(served: Served, new_page: Any) -> None:
+    page = new_page()
+    requested: list[str] = []
+
+    def record(route: Any) -> None:
+        requested.append(route.request.url)
+        route.continue_()
+
+    page.route("**/*", record)
+    page.goto(f"{served.url}/api-docs")
+    page.locator(".opblock").first.wait_for()
+    assert page.locator(".opblock").count() > 20
+    assert page.get_by_text("/auth/login").first.is_visible()
+    assert requested, "nothing was recorded"
+    foreign = [url for url in requested if not url.startswith(f"{served.url}/")]
+    assert foreign == [], foreign
+
+
+def test_keyboard_focus_is_visible_and_the_skip_link_works(served: Served, new_page: Any) -> None:
+    admin = served.register()
+    page = new_page()
+    sign_in(page, served.url, admin["email"])
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.className") == "skip"
+    outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none"
+    page.keyboard.press("Enter")
+    # Keyboard-only: reach the API keys panel through the navigation links.
+    page.focus("#nav a[href='#api-keys']")
+    page.keyboard.press("Enter")
+    heading = page.get_by_role("heading", name="API keys", exact=True)
+    heading.wait_for()
+    assert page.evaluate("() => document.activeElement.tagName") == "H1"
