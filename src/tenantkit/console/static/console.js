@@ -181,7 +181,7 @@ async function show(panelId, { focus = true } = {}) {
   flashText = "";
   const container = h("div", { class: "panel-body", id: `panel-${panel.id}` });
   const error = h("p", { class: "form-error", role: "alert", hidden: true });
-  view.replaceChildren(h("section", { class: "panel", "aria-labelledby": heading.id }, heading, flash, error, container));
+  view.replaceChildren(h("div", { class: "panel" }, heading, flash, error, container));
   if (focus) heading.focus();
   const ctx = {
     me,
@@ -200,6 +200,7 @@ async function show(panelId, { focus = true } = {}) {
     error.textContent = problem instanceof Problem ? problem.message : `This panel failed: ${problem.message || problem}`;
     error.hidden = false;
   }
+  container.dataset.ready = "true"; // the panel has rendered (tests and plugins may wait on it)
   return container;
 }
 
