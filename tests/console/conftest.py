@@ -198,3 +198,11 @@ def sign_in(page: Any, base: str, email: str, password: str = PASSWORD) -> None:
     page.get_by_label("Password", exact=True).fill(password)
     page.get_by_role("button", name="Sign in", exact=True).click()
     page.locator("#nav:not([hidden])").wait_for()
+
+
+def open_panel(page: Any, title: str) -> None:
+    """Follow the navigation link ``title`` and wait until its panel has rendered."""
+    link = page.locator("#nav a", has_text=title).first
+    panel = (link.get_attribute("href") or "#").lstrip("#")
+    link.click()
+    page.locator(f"#panel-{panel}[data-ready]").wait_for()

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.console.conftest import PASSWORD, SUPERADMIN, Served, sign_in
+from tests.console.conftest import PASSWORD, SUPERADMIN, Served, open_panel, sign_in
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -87,7 +87,7 @@ def test_revoking_a_session_signs_the_other_tab_out(served: Served, new_page: An
     statuses: list[tuple[str, int]] = []
     phone.on("response", lambda r: statuses.append((r.url, r.status)))
 
-    laptop.get_by_role("link", name="My sessions").click()
+    open_panel(laptop, "My sessions")
     sessions = laptop.get_by_role("list", name="Sessions")
     assert sessions.get_by_role("listitem").count() == 2
     other = sessions.get_by_role("listitem").filter(has_not_text="this device")
@@ -102,15 +102,15 @@ def test_revoking_a_session_signs_the_other_tab_out(served: Served, new_page: An
     assert (f"{served.url}/auth/refresh", 401) in statuses
     assert phone.locator("#nav").is_hidden()
     # The laptop is unaffected.
-    laptop.get_by_role("link", name="Members").click()
-    laptop.get_by_role("heading", name="Members", exact=True).wait_for()
+    open_panel(laptop, "Members")
+    assert laptop.get_by_role("list", name="Members").is_visible()
 
 
 def test_api_key_is_shown_once_and_its_audit_row_is_readable(served: Served, new_page: Any) -> None:
     admin = served.register()
     page = new_page()
     sign_in(page, served.url, admin["email"])
-    page.get_by_role("link", name="API keys").click()
+    open_panel(page, "API keys")
     create = page.get_by_role("form", name="Create an API key")
     create.get_by_label("Name").fill("ci deploys")
     create.get_by_label("products.read", exact=True).check()
@@ -123,13 +123,13 @@ def test_api_key_is_shown_once_and_its_audit_row_is_readable(served: Served, new
     assert page.get_by_role("list", name="API keys").get_by_text("ci deploys").is_visible()
 
     # Shown once: coming back to the panel does not show it again.
-    page.get_by_role("link", name="Members").click()
-    page.get_by_role("link", name="API keys").click()
+    open_panel(page, "Members")
+    open_panel(page, "API keys")
     page.get_by_role("list", name="API keys").wait_for()
     assert key not in page.content()
 
     # The audit log's newest row is the key's creation.
-    page.get_by_role("link", name="Audit log").click()
+    open_panel(page, "Audit log")
     events = page.get_by_role("list", name="Audit events")
     first = events.get_by_role("listitem").first
     first.wait_for()
@@ -149,7 +149,7 @@ def test_api_errors_appear_next_to_their_control(served: Served, new_page: Any) 
     sign_in(page, served.url, admin["email"])
 
     # A 422 names the field: the message sits in that field's own slot.
-    page.get_by_role("link", name="Audit log").click()
+    open_panel(page, "Audit log")
     filters = page.get_by_role("form", name="Filter the audit log")
     actor = filters.get_by_label("Actor (user id)")
     actor.fill("not-a-uuid")
@@ -160,7 +160,7 @@ def test_api_errors_appear_next_to_their_control(served: Served, new_page: Any) 
     assert actor.get_attribute("aria-invalid") == "true"
 
     # A 409 names no field: its detail is shown at the form that caused it.
-    page.get_by_role("link", name="Roles").click()
+    open_panel(page, "Roles")
     create = page.get_by_role("form", name="Create a role")
     create.get_by_label("Name").fill("ADMIN")
     create.get_by_label("Permissions").fill("products.read")
@@ -171,7 +171,7 @@ def test_api_errors_appear_next_to_their_control(served: Served, new_page: Any) 
 
     # A row button's failure is shown right after that button.
     member = served.join(admin)
-    page.get_by_role("link", name="Members").click()
+    open_panel(page, "Members")
     remove = page.get_by_role("button", name=f"Remove {member}")
     httpx.delete(
         f"{served.url}/users/{_me(served, member)['id']}", headers=served.token(admin["email"])
@@ -186,7 +186,7 @@ def test_superadmin_suspends_and_resumes_a_tenant(served: Served, new_page: Any)
     brand = served.register()
     page = new_page()
     sign_in(page, served.url, SUPERADMIN[0], SUPERADMIN[1])
-    page.get_by_role("link", name="Tenants").click()
+    open_panel(page, "Tenants")
     page.get_by_role("button", name=f"Suspend {brand['name']}").click()
     page.get_by_role("button", name=f"Resume {brand['name']}").wait_for()
     refused = httpx.post(f"{served.url}/auth/login", json={"email": brand["email"], "password": PASSWORD})
@@ -200,7 +200,7 @@ def test_plugin_panel_is_imported_and_rendered(served: Served, new_page: Any) ->
     admin = served.register()
     page = new_page()
     sign_in(page, served.url, admin["email"])
-    page.get_by_role("link", name="Plugin hello").click()
+    open_panel(page, "Plugin hello")
     hello = page.locator(".plugin-hello")
     hello.wait_for()
     assert hello.inner_text() == f"Hello {admin['email']} from a plugin"
@@ -226,18 +226,25 @@ def test_swagger_ui_renders_with_no_request_leaving_the_host(served: Served, new
     assert foreign == [], foreign
 
 
-def test_keyboard_focus_is_visible_and_the_skip_link_works(served: Served, new_page: Any) -> None:
+def test_keyboard_only_sign_in_with_visible_focus(served: Served, new_page: Any) -> None:
     admin = served.register()
     page = new_page()
-    sign_in(page, served.url, admin["email"])
+    page.goto(f"{served.url}/console")
+    page.get_by_role("heading", name="Sign in").wait_for()
     page.keyboard.press("Tab")
     assert page.evaluate("() => document.activeElement.className") == "skip"
-    outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
-    assert outline != "none"
+    assert page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle") != "none"
     page.keyboard.press("Enter")
-    # Keyboard-only: reach the API keys panel through the navigation links.
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.name") == "email"
+    assert page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle") != "none"
+    page.keyboard.type(admin["email"])
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.locator("#nav:not([hidden])").wait_for()
+    # The navigation links work from the keyboard; the panel's heading takes the focus.
     page.focus("#nav a[href='#api-keys']")
     page.keyboard.press("Enter")
-    heading = page.get_by_role("heading", name="API keys", exact=True)
-    heading.wait_for()
-    assert page.evaluate("() => document.activeElement.tagName") == "H1"
+    page.locator("#panel-api-keys[data-ready]").wait_for()
+    assert page.evaluate("() => document.activeElement.id") == "title-api-keys"

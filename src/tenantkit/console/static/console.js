@@ -17,7 +17,7 @@ let flashText = "";
 
 // -- signing in ------------------------------------------------------------------ //
 
-function showSignIn(message) {
+function showSignIn(message, { focus = true } = {}) {
   me = null;
   nav.hidden = true;
   account.hidden = true;
@@ -51,7 +51,7 @@ function showSignIn(message) {
     h("section", { class: "signin card", "aria-labelledby": "signin-title" }, heading, message ? note(message) : null, step, sso),
   );
   offerSso(sso);
-  heading.focus();
+  if (focus) heading.focus();
 }
 
 function secondFactor(challenge) {
@@ -204,7 +204,7 @@ async function show(panelId, { focus = true } = {}) {
   return container;
 }
 
-async function start() {
+async function start({ focus = true } = {}) {
   try {
     me = await request("GET", "/auth/me");
   } catch (problem) {
@@ -215,21 +215,29 @@ async function start() {
   renderAccount();
   panels = [...BUILTIN_PANELS, ...(await loadPluginPanels())].filter((panel) => can(panel.permission));
   const wanted = window.location.hash.slice(1);
-  await show(wanted);
+  await show(wanted, { focus });
 }
 
 window.addEventListener("hashchange", () => {
-  if (me) show(window.location.hash.slice(1));
+  const wanted = window.location.hash.slice(1);
+  if (me && panels.some((panel) => panel.id === wanted)) show(wanted);
+});
+
+// The skip link moves the focus without touching the URL's fragment (which names the panel).
+document.querySelector(".skip").addEventListener("click", (event) => {
+  event.preventDefault();
+  main.focus();
 });
 
 onSignedOut(() => showSignIn("You are signed out."));
 
 async function boot() {
   document.getElementById("loading").remove();
+  // On page load the focus stays at the top of the page (the skip link comes first).
   if (await refresh()) {
-    await start();
+    await start({ focus: false });
   } else {
-    showSignIn("");
+    showSignIn("", { focus: false });
   }
 }
 
