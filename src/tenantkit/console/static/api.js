@@ -1,7 +1,7 @@
 // The console's only channel to the JSON API.
 //
 // The access token lives in this module's memory and nowhere else (never in
-// localStorage, sessionStorage or a cookie). The refresh token lives only in
+// web storage or a script-readable cookie). The refresh token lives only in
 // its HttpOnly cookie: POST /auth/refresh is sent with no body, and the copy of
 // the refresh token in the JSON answer is dropped unread.
 
