@@ -62,7 +62,12 @@ class PanelPlugin:
     def tenantkit_console_panels(self) -> list[dict[str, Any]]:
         return [
             {"id": "hello", "title": "Plugin hello", "script": str(self.script)},
-            {"id": "reports", "title": "Plugin reports", "script": str(self.script), "permission": "reports.view"},
+            {
+                "id": "reports",
+                "title": "Plugin reports",
+                "script": str(self.script),
+                "permission": "reports.view",
+            },
         ]
 
     @hookimpl

@@ -28,9 +28,15 @@ def test_sign_in_shows_only_what_the_role_allows(served: Served, new_page: Any) 
     sign_in(page, served.url, admin["email"])
     assert admin["email"] in page.locator("#account").inner_text()
     admin_nav = page.locator("#nav a").all_inner_texts()
-    assert {"Members", "Roles", "My sessions", "API keys", "Audit log", "Plugin hello", "Plugin reports"} <= set(
-        admin_nav
-    )
+    assert {
+        "Members",
+        "Roles",
+        "My sessions",
+        "API keys",
+        "Audit log",
+        "Plugin hello",
+        "Plugin reports",
+    } <= set(admin_nav)
     assert "Tenants" not in admin_nav
 
     other = new_page()

@@ -109,7 +109,14 @@ async def test_every_console_response_carries_the_strict_policy(sqlite_url: str,
 def test_the_scripts_keep_tokens_out_of_storage_and_styles_out_of_attributes() -> None:
     for path in STATIC_DIRECTORY.glob("*.js"):
         source = path.read_text()
-        for forbidden in ("localStorage", "sessionStorage", "document.cookie", "innerHTML", "eval(", ".style."):
+        for forbidden in (
+            "localStorage",
+            "sessionStorage",
+            "document.cookie",
+            "innerHTML",
+            "eval(",
+            ".style.",
+        ):
             assert forbidden not in source, f"{path.name} uses {forbidden}"
         assert not re.search(r"""setAttribute\(\s*["']style""", source), path.name
         assert not re.search(r"""\bstyle:\s""", source), path.name

@@ -4,6 +4,12 @@ Mount :func:`console_routes` (the kit does, at ``Settings.console_path``); plugi
 add panels with the ``tenantkit_console_panels`` hook.
 """
 
-from tenantkit.console.routes import CONSOLE_CSP, STATIC_DIRECTORY, ConsolePanel, console_routes, panels_from_hook
+from tenantkit.console.routes import (
+    CONSOLE_CSP,
+    STATIC_DIRECTORY,
+    ConsolePanel,
+    console_routes,
+    panels_from_hook,
+)
 
 __all__ = ["CONSOLE_CSP", "STATIC_DIRECTORY", "ConsolePanel", "console_routes", "panels_from_hook"]

@@ -152,13 +152,17 @@ def console_routes(
         separators=(",", ":"),
     ).encode()
 
-    @describe(summary="The administration console (HTML)", tags=["console"], public=True, media_type="text/html")
+    @describe(
+        summary="The administration console (HTML)", tags=["console"], public=True, media_type="text/html"
+    )
     async def page(request: Request) -> Response:
         root = str(request.scope.get("root_path", "")).rstrip("/")
         base = html.escape(_url_path(root, path), quote=True)
         api = html.escape(_url_path(root, "").rstrip("/"), quote=True)
         body = (
-            template.replace("{{base}}", base).replace("{{api}}", api).replace("{{title}}", html.escape(title))
+            template.replace("{{base}}", base)
+            .replace("{{api}}", api)
+            .replace("{{title}}", html.escape(title))
         )
         return HTMLResponse(body, headers=_HEADERS)
 
@@ -183,8 +187,12 @@ def console_routes(
 
     return [
         Route(path, page, methods=["GET"], name="console:page"),
-        Route(f"{path}/panels.json", panel_list, methods=["GET"], name="console:panels", include_in_schema=False),
-        Route(f"{path}/static/{{name}}", asset, methods=["GET"], name="console:asset", include_in_schema=False),
+        Route(
+            f"{path}/panels.json", panel_list, methods=["GET"], name="console:panels", include_in_schema=False
+        ),
+        Route(
+            f"{path}/static/{{name}}", asset, methods=["GET"], name="console:asset", include_in_schema=False
+        ),
         Route(
             f"{path}/panels/{{panel}}.js",
             panel_script,
