@@ -210,7 +210,7 @@ def test_plugin_panel_is_imported_and_rendered(served: Served, new_page: Any) ->
     hello = page.locator(".plugin-hello")
     hello.wait_for()
     assert hello.inner_text() == f"Hello {admin['email']} from a plugin"
-    assert httpx.get(f"{served.url}/console/panels/reports.js").status_code == 200  # the API decides
+    assert httpx.get(f"{served.url}/console/assets/panels/reports.js").status_code == 200  # the API decides
     assert not page.errors
 
 

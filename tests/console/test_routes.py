@@ -81,25 +81,25 @@ async def test_every_console_response_carries_the_strict_policy(sqlite_url: str,
         parser = _Inline()
         parser.feed(page.text)
         assert parser.refused == []
-        assert parser.scripts == ["/console/static/console.js"]
+        assert parser.scripts == ["/console/assets/console.js"]
         assert "https://" not in page.text and "http://" not in page.text
 
         for name in ("console.js", "api.js", "dom.js", "panels.js", "console.css"):
-            asset = await client.get(f"/console/static/{name}")
+            asset = await client.get(f"/console/assets/{name}")
             assert asset.status_code == 200, name
             assert asset.headers["content-security-policy"] == CONSOLE_CSP
             expected = "text/css" if name.endswith(".css") else "text/javascript"
             assert asset.headers["content-type"].startswith(expected)
-        listing = await client.get("/console/panels.json")
+        listing = await client.get("/console/assets/panels.json")
         assert listing.json() == []
         assert listing.headers["content-security-policy"] == CONSOLE_CSP
 
         # Only the packaged files: no traversal, no other names.
         for bad in ("nope.js", "..%2F__init__.py", "index.html%00.js", "routes.py"):
-            missing = await client.get(f"/console/static/{bad}")
+            missing = await client.get(f"/console/assets/{bad}")
             assert missing.status_code == 404, bad
             assert missing.headers["content-type"].startswith("application/problem+json")
-        assert (await client.get("/console/panels/nope.js")).status_code == 404
+        assert (await client.get("/console/assets/panels/nope.js")).status_code == 404
 
         document = (await client.get("/openapi.json")).json()
         assert "/console" in document["paths"]
@@ -133,11 +133,11 @@ async def test_the_console_path_moves_or_switches_it_off(sqlite_url: str, tmp_pa
         page = await client.get("/admin/console")
         assert page.status_code == 200
         assert 'data-base="/admin/console"' in page.text
-        assert (await client.get("/admin/console/static/console.js")).status_code == 200
+        assert (await client.get("/admin/console/assets/console.js")).status_code == 200
     off = TenantKit(_settings(sqlite_url, tmp_path, console_path=""), autoload_plugins=False)
     async with serve(off.build_app()) as client:
         assert (await client.get("/console")).status_code == 404
-        assert (await client.get("/console/static/console.js")).status_code == 404
+        assert (await client.get("/console/assets/console.js")).status_code == 404
 
 
 @pytest.mark.parametrize("path", ["console", "/console/", "/con sole", "//evil.example"])
@@ -174,9 +174,9 @@ async def test_plugin_panels_are_served_same_origin(sqlite_url: str, tmp_path: P
     panels = [{"id": "reports", "title": "Reports", "script": str(script), "permission": "users.read"}]
     kit = TenantKit(_settings(sqlite_url, tmp_path), autoload_plugins=False, plugins=[_Panels(panels)])
     async with serve(kit.build_app()) as client:
-        listing = await client.get("/console/panels.json")
+        listing = await client.get("/console/assets/panels.json")
         assert listing.json() == [{"id": "reports", "title": "Reports", "permission": "users.read"}]
-        module = await client.get("/console/panels/reports.js")
+        module = await client.get("/console/assets/panels/reports.js")
         assert module.status_code == 200
         assert module.headers["content-type"].startswith("text/javascript")
         assert module.headers["content-security-policy"] == CONSOLE_CSP

@@ -7,7 +7,7 @@ only request input that reaches the page is the ASGI ``root_path`` (the tenant
 prefix ``/t/{slug}``), percent-encoded and HTML-escaped into ``data-`` attributes.
 
 Plugins add panels with the ``tenantkit_console_panels`` hook; each panel's
-module is served at ``{path}/panels/{id}.js`` (same origin, so the policy holds)
+module is served at ``{path}/assets/panels/{id}.js`` (same origin, so the policy holds)
 and the page imports it and calls its exported ``render(container, api)``.
 """
 
@@ -56,7 +56,7 @@ class ConsolePanel:
     """A panel a plugin adds to the console.
 
     Args:
-        id: ``[a-z0-9][a-z0-9_-]*``; the module is served at ``{console}/panels/{id}.js``.
+        id: ``[a-z0-9][a-z0-9_-]*``; the module is served at ``{console}/assets/panels/{id}.js``.
         title: The panel's heading and navigation label.
         script: A JavaScript module file on disk exporting ``render(container, api)``.
         permission: Show the panel only to holders of this permission code.
@@ -109,7 +109,7 @@ def _url_path(root_path: str, path: str) -> str:
 
 
 def _assets() -> dict[str, str]:
-    """The files served under ``{path}/static/``: name → media type."""
+    """The files served under ``{path}/assets/``: name → media type."""
     return {
         entry.name: _MEDIA_TYPES[entry.suffix]
         for entry in STATIC_DIRECTORY.iterdir()
@@ -127,12 +127,13 @@ def console_routes(
 
     Args:
         path: Where the page is served (``/console``); its files live under
-            ``{path}/static/`` and plugin panels under ``{path}/panels/``.
+            ``{path}/assets/`` and plugin panels under ``{path}/assets/panels/``.
         panels: Extra panels (see :class:`ConsolePanel`).
         title: The page title.
 
     Returns:
-        ``[GET path, GET {path}/panels.json, GET {path}/static/{name}, GET {path}/panels/{id}.js]``.
+        ``[GET path, GET {path}/assets/panels.json, GET {path}/assets/{name},
+        GET {path}/assets/panels/{id}.js]``.
 
     Example:
         ```python
@@ -188,13 +189,17 @@ def console_routes(
     return [
         Route(path, page, methods=["GET"], name="console:page"),
         Route(
-            f"{path}/panels.json", panel_list, methods=["GET"], name="console:panels", include_in_schema=False
+            f"{path}/assets/panels.json",
+            panel_list,
+            methods=["GET"],
+            name="console:panels",
+            include_in_schema=False,
         ),
         Route(
-            f"{path}/static/{{name}}", asset, methods=["GET"], name="console:asset", include_in_schema=False
+            f"{path}/assets/{{name}}", asset, methods=["GET"], name="console:asset", include_in_schema=False
         ),
         Route(
-            f"{path}/panels/{{panel}}.js",
+            f"{path}/assets/panels/{{panel}}.js",
             panel_script,
             methods=["GET"],
             name="console:panel",

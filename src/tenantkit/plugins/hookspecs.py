@@ -245,7 +245,7 @@ def tenantkit_console_panels() -> list[dict[str, Any]] | None:
 
     Each panel is ``{"id", "title", "script", "permission"?}``: ``id`` matches
     ``[a-z0-9][a-z0-9_-]*``, ``script`` is the path of a JavaScript module file on
-    disk, served same-origin at ``{console_path}/panels/{id}.js``. The console
+    disk, served same-origin at ``{console_path}/assets/panels/{id}.js``. The console
     imports it and calls its exported ``render(container, api)``; ``api`` is the
     console's fetch helper (``api.get(path)``, ``api.send(method, path, body)``)
     carrying the in-memory access token. With ``permission``, only users holding

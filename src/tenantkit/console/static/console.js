@@ -145,7 +145,7 @@ function renderAccount() {
 async function loadPluginPanels() {
   let listed = [];
   try {
-    listed = await request("GET", `${BASE.slice(api.root.length)}/panels.json`, undefined, { auth: false });
+    listed = await request("GET", `${BASE.slice(api.root.length)}/assets/panels.json`, undefined, { auth: false });
   } catch {
     listed = [];
   }
@@ -154,7 +154,7 @@ async function loadPluginPanels() {
     title: panel.title,
     permission: panel.permission,
     render: async (container) => {
-      const module = await import(`${BASE}/panels/${encodeURIComponent(panel.id)}.js`);
+      const module = await import(`${BASE}/assets/panels/${encodeURIComponent(panel.id)}.js`);
       await module.render(container, api);
     },
   }));
