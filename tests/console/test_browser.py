@@ -254,3 +254,110 @@ def test_keyboard_only_sign_in_with_visible_focus(served: Served, new_page: Any)
     page.keyboard.press("Enter")
     page.locator("#panel-api-keys[data-ready]").wait_for()
     assert page.evaluate("() => document.activeElement.id") == "title-api-keys"
+
+
+def test_two_factor_sign_in_shows_the_code_step(served: Served, new_page: Any) -> None:
+    import pyotp
+
+    admin = served.register()
+    headers = served.token(admin["email"])
+    setup = httpx.post(f"{served.url}/auth/2fa/totp/setup", headers=headers).json()
+    code = pyotp.TOTP(setup["secret"]).now()
+    confirmed = httpx.post(f"{served.url}/auth/2fa/totp/confirm", json={"code": code}, headers=headers)
+    assert confirmed.status_code == 200, confirmed.text
+    recovery = confirmed.json()["recovery_codes"][0]
+
+    page = new_page()
+    page.goto(f"{served.url}/console")
+    page.get_by_label("Email", exact=True).fill(admin["email"])
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    step = page.get_by_role("form", name="Second factor")
+    step.get_by_label("Code").wait_for()
+    assert page.get_by_label("Code").evaluate("e => e === document.activeElement")
+    # A wrong code: the API's words next to the form, still on the code step.
+    step.get_by_label("Code").fill("zzzzz-zzzzz")
+    step.get_by_role("button", name="Verify").click()
+    step.locator(".form-error").wait_for()
+    assert step.locator(".form-error").inner_text()
+    step.get_by_label("Code").fill(recovery)
+    step.get_by_role("button", name="Verify").click()
+    page.locator("#nav:not([hidden])").wait_for()
+    assert admin["email"] in page.locator("#account").inner_text()
+
+
+def test_sso_buttons_follow_the_providers_endpoint(served: Served, new_page: Any) -> None:
+    # Without federation on the server the SSO section stays hidden.
+    plain = new_page()
+    plain.goto(f"{served.url}/console")
+    plain.get_by_role("heading", name="Sign in").wait_for()
+    plain.wait_for_timeout(300)
+    assert plain.get_by_role("heading", name="Single sign-on").count() == 0
+
+    # With it (the answer of GET /auth/oidc/providers stood in for at the browser):
+    page = new_page()
+    page.route(
+        "**/auth/oidc/providers",
+        lambda route: route.fulfill(
+            status=200,
+            content_type="application/json",
+            body='{"items": [{"name": "google", "authorize_url": "/auth/oidc/google/authorize"}]}',
+        ),
+    )
+    page.goto(f"{served.url}/console")
+    link = page.get_by_role("link", name="Sign in with google")
+    link.wait_for()
+    assert link.get_attribute("href") == "/auth/oidc/google/authorize?redirect_to=%2Fconsole"
+    # A tenant without SSO: the server's answer is shown next to the slug field.
+    sso = page.get_by_role("form", name="Sign in with your organisation's SSO")
+    sso.get_by_label("Organisation (tenant slug)").fill("no-such-tenant")
+    sso.get_by_role("button", name="Continue with SSO").click()
+    sso.locator(".form-error").wait_for()
+    assert page.url == f"{served.url}/console"
+
+
+def test_slow_requests_show_the_progress_indicator(served: Served, new_page: Any) -> None:
+    admin = served.register()
+    page = new_page()
+    sign_in(page, served.url, admin["email"])
+    busy = page.locator("#busy")
+    assert busy.is_hidden()
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 900, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+    page.locator("#nav a", has_text="Roles").click()
+    busy.wait_for(state="visible")
+    assert page.locator("main[aria-busy=true]").count() == 1
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+    page.locator("#panel-roles[data-ready]").wait_for()
+    busy.wait_for(state="hidden")
+    assert page.locator("main[aria-busy]").count() == 0
+
+
+def test_create_and_edit_a_custom_role(served: Served, new_page: Any) -> None:
+    admin = served.register()
+    page = new_page()
+    sign_in(page, served.url, admin["email"])
+    open_panel(page, "Roles")
+    create = page.get_by_role("form", name="Create a role")
+    create.get_by_label("Name").fill("auditor")
+    create.get_by_label("Description").fill("Reads the audit log")
+    create.get_by_label("Permissions").fill("audit.read")
+    create.get_by_role("button", name="Create role").click()
+    edit = page.get_by_role("form", name="Edit auditor")
+    edit.wait_for()
+    edit.get_by_label("Permissions of auditor").fill("audit.read, users.read")
+    edit.get_by_role("button", name="Save").click()
+    page.locator(".flash", has_text="Role auditor saved.").wait_for()
+    roles = httpx.get(f"{served.url}/roles", headers=served.token(admin["email"])).json()["items"]
+    assert {r["name"]: r["permissions"] for r in roles}["auditor"] == ["audit.read", "users.read"]
+    # The new role is offered when inviting.
+    open_panel(page, "Members")
+    options = page.get_by_role("form", name="Invite a member").get_by_label("Role").locator("option")
+    assert "auditor" in options.all_inner_texts()
