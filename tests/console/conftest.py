@@ -129,6 +129,10 @@ def served(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> I
         log_level="WARNING",
         rate_limit_auth="100000/minute",
         rate_limit_api="100000/minute",
+        # Webhooks may target a closed loopback port: one attempt, then the delivery is dead.
+        webhook_allow_hosts=["127.0.0.1"],
+        webhook_max_attempts=1,
+        webhook_timeout=2.0,
     )
 
     async def operator() -> None:

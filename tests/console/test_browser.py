@@ -7,6 +7,7 @@ loopback port; what the page shows is checked against the API afterwards.
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import httpx
@@ -361,3 +362,55 @@ def test_create_and_edit_a_custom_role(served: Served, new_page: Any) -> None:
     open_panel(page, "Members")
     options = page.get_by_role("form", name="Invite a member").get_by_label("Role").locator("option")
     assert "auditor" in options.all_inner_texts()
+
+
+def test_webhook_deliveries_and_a_retry_of_a_dead_one(served: Served, new_page: Any) -> None:
+    from tests.conftest import free_port
+
+    admin = served.register()
+    headers = served.token(admin["email"])
+    page = new_page()
+    sign_in(page, served.url, admin["email"])
+    open_panel(page, "Webhooks")
+    create = page.get_by_role("form", name="Add a webhook endpoint")
+    hook = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens there
+    create.get_by_label("URL").fill(hook)
+    create.get_by_label("Events").fill("order.created")
+    create.get_by_role("button", name="Add endpoint").click()
+    secret = page.get_by_label(re.compile("Signing secret"))
+    secret.wait_for()
+    assert secret.input_value().startswith("whsec_")
+
+    product = httpx.post(
+        f"{served.url}/products", json={"sku": "TEE", "name": "Tee", "price": "9.99"}, headers=headers
+    ).json()
+    httpx.post(
+        f"{served.url}/inventory/{product['id']}/adjustments",
+        json={"delta": 5, "reason": "stock"},
+        headers=headers,
+    ).raise_for_status()
+    httpx.post(
+        f"{served.url}/orders",
+        json={"items": [{"product_id": product["id"], "quantity": 1}]},
+        headers=headers,
+    ).raise_for_status()
+    endpoint = httpx.get(f"{served.url}/webhooks", headers=headers).json()["items"][0]
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        found = httpx.get(f"{served.url}/webhooks/{endpoint['id']}/deliveries", headers=headers).json()[
+            "items"
+        ]
+        if found and found[0]["status"] == "dead":
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"the delivery did not die: {found}")
+
+    show = page.get_by_role("button", name=f"Show deliveries of {hook}")
+    show.click()
+    deliveries = page.get_by_role("list", name="Deliveries")
+    deliveries.get_by_text("dead").wait_for()
+    deliveries.get_by_role("button", name="Retry delivery order.created").click()
+    deliveries.get_by_role("button", name="Retry delivery order.created").wait_for(state="detached")
+    again = httpx.get(f"{served.url}/webhooks/{endpoint['id']}/deliveries", headers=headers).json()["items"]
+    assert again[0]["status"] in {"pending", "dead"} and again[0]["attempts"] >= 1
