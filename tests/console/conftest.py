@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import pytest
@@ -45,7 +45,7 @@ export async function render(container, api) {
 """
 
 
-def _fail_or_skip(reason: str) -> None:
+def fail_or_skip(reason: str) -> NoReturn:
     if REQUIRE:
         pytest.fail(reason + " (TENANTKIT_REQUIRE_SERVICES=1)")
     pytest.skip(reason)
@@ -115,8 +115,11 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[Served]:
-    """The example app (with a console panel plugin) on a loopback port, in a thread."""
+def served(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path, browser: Any) -> Iterator[Served]:
+    """The example app (with a console panel plugin) on a loopback port, in a thread.
+
+    It asks for the browser first, so a missing browser skips before anything starts.
+    """
     directory = tmp_path_factory.mktemp("console")
     database = directory / "db.sqlite3"
     shutil.copy(sqlite_template, database)
@@ -168,9 +171,9 @@ def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _fail_or_skip("playwright is not installed: pip install playwright")
+        fail_or_skip("playwright is not installed: pip install playwright")
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        _fail_or_skip(f"no Chromium at {CHROMIUM}: apt-get install chromium")
+        fail_or_skip(f"no Chromium at {CHROMIUM}: apt-get install chromium")
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:

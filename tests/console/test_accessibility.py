@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.console.conftest import SUPERADMIN, Served, sign_in
+from tests.console.conftest import SUPERADMIN, Served, fail_or_skip, sign_in
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -28,7 +28,7 @@ def axe_source() -> str:
     try:
         from axe_playwright_python.sync_playwright import Axe
     except ImportError:
-        pytest.skip("axe-playwright-python is not installed")
+        fail_or_skip("axe-playwright-python is not installed: pip install axe-playwright-python")
     return str(Axe().axe_script)
 
 
