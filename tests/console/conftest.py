@@ -146,7 +146,10 @@ def served(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path, brow
         finally:
             await kit.shutdown()
 
-    asyncio.run(operator())
+    # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
+    setup = threading.Thread(target=lambda: asyncio.run(operator()))
+    setup.start()
+    setup.join(60)
     kit = create_kit(settings, autoload_plugins=False, plugins=[PanelPlugin(directory)])
     port = free_port()
     server = uvicorn.Server(
@@ -190,7 +193,7 @@ def new_page(browser: Any) -> Iterator[Callable[..., Any]]:
     def make(**options: Any) -> Any:
         options.setdefault("viewport", {"width": 1000, "height": 700})
         context = browser.new_context(**options)
-        context.set_default_timeout(10_000)
+        context.set_default_timeout(20_000)
         contexts.append(context)
         page = context.new_page()
         errors: list[str] = []

@@ -1,7 +1,7 @@
 // The tenantkit administration console: sign-in, the tenant, and the panels.
 
 import { api, forget, hasToken, onSignedOut, Problem, refresh, request, useTokens } from "./api.js";
-import { action, field, form, h, note, run } from "./dom.js";
+import { action, field, form, h, note } from "./dom.js";
 import { BUILTIN_PANELS } from "./panels.js";
 
 const BASE = document.body.dataset.base || "/console";
@@ -120,6 +120,7 @@ function renderAccount() {
   const tenantLabel = me.tenant ? `${me.tenant.name} (${me.tenant.slug})` : "";
   account.replaceChildren(
     h("p", { class: "who" }, h("span", { class: "email" }, who), " · ", h("span", { class: "tenant" }, tenantLabel), me.role ? ` · ${me.role}` : ""),
+    me.impersonator ? h("p", { class: "impersonated", role: "note" }, `Impersonated by ${me.impersonator.email}`) : null,
     form(
       "Switch tenant",
       [field("Switch to tenant", { name: "tenant", required: true, autocomplete: "organization", placeholder: "slug or id" })],

@@ -175,6 +175,38 @@ export function action(text, onclick, attrs = {}) {
   return button;
 }
 
+/**
+ * A button for a destructive action: the first press arms it ("Confirm …"),
+ * the second (within five seconds) runs `onclick`; Escape or the timeout disarms it.
+ */
+export function confirmAction(text, confirmText, onclick, attrs = {}) {
+  const label = attrs["aria-label"] || text;
+  const button = h("button", { type: "button", ...attrs }, text);
+  let timer = null;
+  const disarm = () => {
+    window.clearTimeout(timer);
+    timer = null;
+    delete button.dataset.armed;
+    button.textContent = text;
+    button.setAttribute("aria-label", label);
+  };
+  button.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && button.dataset.armed) disarm();
+  });
+  button.addEventListener("click", () => {
+    if (!button.dataset.armed) {
+      button.dataset.armed = "true";
+      button.textContent = confirmText;
+      button.setAttribute("aria-label", `${confirmText}: ${label}`);
+      timer = window.setTimeout(disarm, 5000);
+      return;
+    }
+    disarm();
+    run(button, () => onclick(button));
+  });
+  return button;
+}
+
 /** A polite status line. */
 export function note(text, extra = {}) {
   return h("p", { class: "note", role: "status", ...extra }, text);

@@ -2,7 +2,7 @@
 // permissions (GET /auth/me) allow; the API still decides every request.
 
 import { api } from "./api.js";
-import { action, field, form, h, note, run, when } from "./dom.js";
+import { action, confirmAction, field, form, h, run, when } from "./dom.js";
 
 const enc = encodeURIComponent;
 
@@ -94,8 +94,9 @@ async function members(container, ctx) {
               )
             : null,
           ctx.can("users.delete") && member.id !== ctx.me.id
-            ? action(
+            ? confirmAction(
                 "Remove",
+                "Confirm removal",
                 async () => {
                   await api.del(`/users/${enc(member.id)}`);
                   ctx.flash(`${member.email} was removed.`);
@@ -192,8 +193,9 @@ async function roles(container, ctx) {
                 },
                 { buttonClass: "secondary" },
               ),
-              action(
+              confirmAction(
                 "Delete",
+                "Confirm deletion",
                 async () => {
                   await api.del(`/roles/${enc(role.name)}`);
                   ctx.flash(`Role ${role.name} deleted.`);
@@ -310,8 +312,9 @@ async function apiKeys(container, ctx) {
         h(
           "div",
           { class: "row-actions" },
-          action(
+          confirmAction(
             "Revoke",
+            "Confirm revocation",
             async () => {
               await api.del(`/api-keys/${enc(key.id)}`);
               ctx.flash(`Key ${key.name} revoked.`);
@@ -396,8 +399,9 @@ async function webhooks(container, ctx) {
             "div",
             { class: "row-actions" },
             action("Show deliveries", () => deliveries(slot, endpoint, ctx), { class: "secondary", "aria-label": `Show deliveries of ${endpoint.url}` }),
-            action(
+            confirmAction(
               "Delete",
+              "Confirm deletion",
               async () => {
                 await api.del(`/webhooks/${enc(endpoint.id)}`);
                 ctx.flash("Endpoint deleted.");
