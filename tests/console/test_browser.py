@@ -42,7 +42,7 @@ def test_sign_in_shows_only_what_the_role_allows(served: Served, new_page: Any) 
 
     other = new_page()
     sign_in(other, served.url, member)
-    assert other.locator("#nav a").all_inner_texts() == ["My sessions", "Plugin hello"]
+    assert other.locator("#nav a").all_inner_texts() == ["My sessions", "Two-factor sign-in", "Plugin hello"]
     # The token lives in memory only: nothing in web storage, no token cookie readable by script.
     storage = other.evaluate("() => [localStorage.length, sessionStorage.length, document.cookie]")
     assert storage == [0, 0, ""]
@@ -420,3 +420,34 @@ def test_webhook_deliveries_and_a_retry_of_a_dead_one(served: Served, new_page: 
     # The list is fetched again (the retried delivery may already have died once more).
     page.get_by_role("list", name="Deliveries").wait_for()
     assert not page.errors
+
+
+def test_enrol_and_remove_two_factor_from_the_console(served: Served, new_page: Any) -> None:
+    import pyotp
+
+    admin = served.register()
+    page = new_page()
+    sign_in(page, served.url, admin["email"])
+    open_panel(page, "Two-factor sign-in")
+    page.get_by_role("button", name="Set up an authenticator app").click()
+    secret = page.get_by_label("Secret", exact=True)
+    secret.wait_for()
+    assert page.get_by_role("img", name="QR code of the authenticator secret").is_visible()
+    confirm = page.get_by_role("form", name="Confirm the authenticator app")
+    confirm.get_by_label("Code from the app").fill(pyotp.TOTP(secret.input_value()).now())
+    confirm.get_by_role("button", name="Turn on").click()
+    codes = page.get_by_role("list", name="Recovery codes")
+    codes.wait_for()
+    assert codes.get_by_role("listitem").count() == 10
+    login = httpx.post(f"{served.url}/auth/login", json={"email": admin["email"], "password": PASSWORD})
+    assert login.json()["mfa_required"] is True
+
+    off = page.get_by_role("form", name="Turn two-factor sign-in off")
+    off.get_by_label("Current code or password").fill("wrong password")
+    off.get_by_role("button", name="Turn off").click()
+    off.locator(".form-error").wait_for()
+    off.get_by_label("Current code or password").fill(PASSWORD)
+    off.get_by_role("button", name="Turn off").click()
+    page.locator(".flash", has_text="Two-factor sign-in is off.").wait_for()
+    login = httpx.post(f"{served.url}/auth/login", json={"email": admin["email"], "password": PASSWORD})
+    assert "access_token" in login.json()

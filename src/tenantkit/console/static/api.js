@@ -88,6 +88,10 @@ async function parse(response) {
   return data;
 }
 
+function tokenRefused(response) {
+  return /invalid_token/.test(response.headers.get("www-authenticate") || "");
+}
+
 /** Trade the HttpOnly refresh cookie for a new access token; `true` when it worked. */
 export function refresh() {
   if (refreshing === null) {
@@ -121,10 +125,15 @@ export async function request(method, path, body, { headers = {}, auth = true } 
   try {
     let response;
     try {
+      const sentToken = auth && accessToken !== null;
       response = await send(method, path, body, headers, auth);
-      if (auth && response.status === 401) {
+      // Only a refused *token* (or none at all) means the session may need refreshing;
+      // any other 401 (a wrong password on /auth/password or /auth/2fa/totp) is the
+      // answer itself, and repeating it would count twice toward the lockout.
+      if (auth && response.status === 401 && (!sentToken || tokenRefused(response))) {
         if (await refresh()) response = await send(method, path, body, headers, true);
-        if (response.status === 401) endSession();
+        if (response.status === 401 && tokenRefused(response)) endSession();
+        else if (response.status === 401 && accessToken === null) endSession();
       }
     } catch (error) {
       if (error instanceof Problem) throw error;

@@ -105,7 +105,9 @@ async function offerSso(slot) {
     },
     { buttonClass: "secondary" },
   );
-  slot.replaceChildren(h("h2", {}, "Single sign-on"), links.length ? h("ul", { class: "sso-links" }, links) : null, organisation);
+  slot.replaceChildren(
+    ...[h("h2", {}, "Single sign-on"), links.length ? h("ul", { class: "sso-links" }, links) : null, organisation].filter(Boolean),
+  );
   slot.hidden = false;
 }
 
@@ -118,7 +120,7 @@ function can(permission) {
 function renderAccount() {
   const who = me.api_key ? me.api_key.name : me.email;
   const tenantLabel = me.tenant ? `${me.tenant.name} (${me.tenant.slug})` : "";
-  account.replaceChildren(
+  const parts = [
     h("p", { class: "who" }, h("span", { class: "email" }, who), " · ", h("span", { class: "tenant" }, tenantLabel), me.role ? ` · ${me.role}` : ""),
     me.impersonator ? h("p", { class: "impersonated", role: "note" }, `Impersonated by ${me.impersonator.email}`) : null,
     form(
@@ -139,7 +141,8 @@ function renderAccount() {
         forget();
       }
     }, { class: "secondary signout" }),
-  );
+  ];
+  account.replaceChildren(...parts.filter(Boolean));
   account.hidden = false;
 }
 
@@ -191,6 +194,9 @@ async function show(panelId, { focus = true } = {}) {
     flash: (text) => {
       flashText = text;
     },
+    announce: (text) => {
+      flash.textContent = text;
+    },
     rerender: () => show(panel.id, { focus: false }),
     signedOut: () => forget(),
   };
@@ -199,6 +205,9 @@ async function show(panelId, { focus = true } = {}) {
   } catch (problem) {
     if (!hasToken()) return;
     error.textContent = problem instanceof Problem ? problem.message : `This panel failed: ${problem.message || problem}`;
+    if (problem instanceof Problem && String(problem.body.type || "").endsWith("mfa-enrollment-required")) {
+      error.append(" ", h("a", { href: "#security" }, "Set up two-factor sign-in"));
+    }
     error.hidden = false;
   }
   container.dataset.ready = "true"; // the panel has rendered (tests and plugins may wait on it)

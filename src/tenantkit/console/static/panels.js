@@ -246,6 +246,67 @@ async function sessions(container, ctx) {
   );
 }
 
+// -- two-factor sign-in ---------------------------------------------------------- //
+
+async function security(container, ctx) {
+  const slot = h("div", { class: "enrolment" });
+  const start = action(
+    "Set up an authenticator app",
+    async () => {
+      const setup = await api.post("/auth/2fa/totp/setup");
+      const picture = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(setup.qr_svg)}`;
+      const codes = h("div", { class: "once-slot" });
+      slot.replaceChildren(
+        h("p", {}, "Scan this code with your authenticator app, or type the secret into it, then enter the 6-digit code it shows."),
+        h("img", { src: picture, alt: "QR code of the authenticator secret", class: "qr", width: "200", height: "200" }),
+        copyable("Secret", setup.secret),
+        form(
+          "Confirm the authenticator app",
+          [field("Code from the app", { name: "code", required: true, autocomplete: "one-time-code", inputmode: "numeric" })],
+          "Turn on",
+          async (data) => {
+            const confirmed = await api.post("/auth/2fa/totp/confirm", { code: data.code.trim() });
+            codes.replaceChildren(
+              h("div", { class: "once" },
+                h("h3", {}, "Recovery codes: shown once"),
+                h("p", {}, "Each code signs you in once if you lose the app. Keep them somewhere safe."),
+                h("ul", { class: "codes-list", "aria-label": "Recovery codes" }, confirmed.recovery_codes.map((code) => h("li", {}, h("code", {}, code)))),
+              ),
+            );
+            ctx.announce("Two-factor sign-in is on.");
+          },
+        ),
+        codes,
+      );
+      slot.querySelector("input[name=code]").focus();
+    },
+    { class: "secondary" },
+  );
+  container.append(
+    section(
+      "Authenticator app",
+      h("p", {}, "With two-factor sign-in on, signing in asks for a code from your authenticator app after the password."),
+      h("div", { class: "actions" }, start),
+      slot,
+    ),
+    section(
+      "Turn two-factor sign-in off",
+      form(
+        "Turn two-factor sign-in off",
+        [field("Current code or password", { name: "proof", type: "password", required: true, autocomplete: "off" })],
+        "Turn off",
+        async (data) => {
+          const proof = data.proof.trim();
+          await api.send("DELETE", "/auth/2fa/totp", /^\d{6}$/.test(proof) ? { code: proof } : { password: data.proof });
+          ctx.flash("Two-factor sign-in is off.");
+          await ctx.rerender();
+        },
+        { buttonClass: "danger" },
+      ),
+    ),
+  );
+}
+
 // -- API keys ------------------------------------------------------------------ //
 
 function copyable(label, value) {
@@ -558,6 +619,7 @@ export const BUILTIN_PANELS = [
   { id: "members", title: "Members", permission: "users.read", render: members },
   { id: "roles", title: "Roles", permission: "roles.manage", render: roles },
   { id: "sessions", title: "My sessions", permission: null, render: sessions },
+  { id: "security", title: "Two-factor sign-in", permission: null, render: security },
   { id: "api-keys", title: "API keys", permission: "api_keys.manage", render: apiKeys },
   { id: "webhooks", title: "Webhooks", permission: "webhooks.manage", render: webhooks },
   { id: "dead-letters", title: "Dead letters", permission: "jobs.manage", render: deadLetters },
