@@ -198,12 +198,20 @@ def new_page(browser: Any) -> Iterator[Callable[..., Any]]:
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on(
+            "console",
+            lambda message: (
+                refused.append(message.text) if "Content Security Policy" in message.text else None
+            ),
+        )
         page.errors = errors
         return page
 
+    refused: list[str] = []
     yield make
     for context in contexts:
         context.close()
+    assert refused == [], "the page broke its Content-Security-Policy"
 
 
 def sign_in(page: Any, base: str, email: str, password: str = PASSWORD) -> None:
