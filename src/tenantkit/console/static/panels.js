@@ -83,7 +83,13 @@ async function members(container, ctx) {
           ctx.can("users.update")
             ? form(
                 `Role of ${member.email}`,
-                [field(`Role of ${member.email}`, { name: "role", options: roles, value: member.role })],
+                [
+                  field(`Role of ${member.email}`, {
+                    name: "role",
+                    options: roles.includes(member.role) ? roles : [...roles, member.role],
+                    value: member.role,
+                  }),
+                ],
                 "Change role",
                 async (data) => {
                   await api.patch(`/users/${enc(member.id)}/role`, { role: data.role });
