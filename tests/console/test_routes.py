@@ -206,3 +206,21 @@ def test_two_panels_with_one_id_refuse_to_start(sqlite_url: str, tmp_path: Path)
     kit = TenantKit(_settings(sqlite_url, tmp_path), autoload_plugins=False, plugins=[_Panels(twice)])
     with pytest.raises(ConfigurationError, match="two console panels"):
         kit.build_app()
+
+
+async def test_the_documented_own_app_mount(sqlite_url: str, tmp_path: Path) -> None:
+    """docs/console.md: the kit's copy off, the console mounted at /ops next to the API."""
+    kit = TenantKit(_settings(sqlite_url, tmp_path, console_path=""), autoload_plugins=False)
+    app = Starlette(
+        routes=[*kit.routes, *console_routes("/ops", title="Acme operations")],
+        middleware=kit.middleware,
+        exception_handlers=kit.exception_handlers,
+        lifespan=kit.lifespan,
+    )
+    async with serve(app) as client:
+        assert (await client.get("/console")).status_code == 404
+        page = await client.get("/ops")
+        assert page.status_code == 200 and "<title>Acme operations</title>" in page.text
+        assert page.headers["content-security-policy"] == CONSOLE_CSP
+        assert (await client.get("/ops/assets/api.js")).status_code == 200
+        assert (await client.get("/health")).status_code == 200
