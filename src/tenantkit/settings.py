@@ -162,6 +162,9 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     mail_from: str = "tenantkit@localhost"
 
+    # The administration console (tenantkit.console): where it is served; "" switches it off.
+    console_path: str = Field("/console", pattern=r"^(?:|(?:/[A-Za-z0-9._~-]+)+)$", max_length=200)
+
     @field_validator(
         "tenant_resolvers",
         "trusted_proxies",

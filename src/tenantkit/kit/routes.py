@@ -71,6 +71,7 @@ def kit_routes(kit: TenantKit) -> list[BaseRoute]:
         *job_routes(kit.jobs, kit.database, kit.events),
         *files,
         *_scim_routes(kit),
+        *_console_routes(kit),
     ]
 
 
@@ -98,6 +99,17 @@ def _scim_routes(kit: TenantKit) -> list[BaseRoute]:
         max_json_depth=depth,
     )
     return [*routes, *protocol.routes()]
+
+
+def _console_routes(kit: TenantKit) -> list[BaseRoute]:
+    """The administration console at ``settings.console_path`` (none when it is empty)."""
+    if not kit.settings.console_path:
+        return []
+    from tenantkit.console import console_routes, panels_from_hook
+
+    return console_routes(
+        kit.settings.console_path, panels=panels_from_hook(kit.hook.tenantkit_console_panels())
+    )
 
 
 def _metrics_endpoint(kit: TenantKit) -> Any:
