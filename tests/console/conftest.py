@@ -229,3 +229,10 @@ def open_panel(page: Any, title: str) -> None:
     panel = (link.get_attribute("href") or "#").lstrip("#")
     link.click()
     page.locator(f"#panel-{panel}[data-ready]").wait_for()
+
+
+def wait_count(locator: Any, count: int) -> None:
+    """Wait (Playwright's retrying ``expect``) until ``locator`` matches ``count`` elements."""
+    from playwright.sync_api import expect
+
+    expect(locator).to_have_count(count)

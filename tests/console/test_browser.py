@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.console.conftest import PASSWORD, SUPERADMIN, Served, open_panel, sign_in
+from tests.console.conftest import PASSWORD, SUPERADMIN, Served, open_panel, sign_in, wait_count
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -86,6 +86,35 @@ def test_change_a_role(served: Served, new_page: Any) -> None:
     assert _me(served, member)["role"] == "ADMIN"
 
 
+def test_choose_another_tenant_from_the_callers_memberships(served: Served, new_page: Any) -> None:
+    first = served.register("Northwind")
+    second = served.register("Contoso")
+    invited = httpx.post(
+        f"{served.url}/users/invitations",
+        json={"email": first["email"], "role": "USER"},
+        headers=served.token(second["email"]),
+    )
+    accepted = httpx.post(
+        f"{served.url}/auth/invitations/accept",
+        json={"invite_token": invited.json()["invite_token"]},
+        headers=served.token(first["email"]),
+    )
+    assert accepted.status_code == 200, accepted.text
+    page = new_page()
+    sign_in(page, served.url, first["email"])
+    chooser = page.get_by_role("form", name="Switch tenant")
+    choices = chooser.get_by_label("Switch to tenant").locator("option").all_inner_texts()
+    assert sorted(choices) == sorted(
+        [f"Northwind ({first['slug']}) · ADMIN", f"Contoso ({second['slug']}) · USER"]
+    )
+    chooser.get_by_label("Switch to tenant").select_option(second["slug"])
+    chooser.get_by_role("button", name="Switch").click()
+    page.locator("#account .tenant", has_text=second["slug"]).wait_for()
+    # Now a USER there: the administration panels are gone.
+    assert "Members" not in page.locator("#nav a").all_inner_texts()
+    assert not page.errors
+
+
 def test_revoking_a_session_signs_the_other_tab_out(served: Served, new_page: Any) -> None:
     admin = served.register()
     laptop, phone = new_page(), new_page()
@@ -96,11 +125,11 @@ def test_revoking_a_session_signs_the_other_tab_out(served: Served, new_page: An
 
     open_panel(laptop, "My sessions")
     sessions = laptop.get_by_role("list", name="Sessions")
-    assert sessions.get_by_role("listitem").count() == 2
+    wait_count(sessions.get_by_role("listitem"), 2)
     other = sessions.get_by_role("listitem").filter(has_not_text="this device")
     other.get_by_role("button", name=re.compile("^Sign out")).click()
     laptop.locator(".flash", has_text="That device is signed out.").wait_for()
-    assert sessions.get_by_role("listitem").count() == 1
+    wait_count(sessions.get_by_role("listitem"), 1)
 
     # The other tab's next API call gets 401, its refresh fails too: the sign-in form is back.
     phone.get_by_role("link", name="Roles").click()
@@ -443,7 +472,7 @@ def test_enrol_and_remove_two_factor_from_the_console(served: Served, new_page: 
     confirm.get_by_role("button", name="Turn on").click()
     codes = page.get_by_role("list", name="Recovery codes")
     codes.wait_for()
-    assert codes.get_by_role("listitem").count() == 10
+    wait_count(codes.get_by_role("listitem"), 10)
     login = httpx.post(f"{served.url}/auth/login", json={"email": admin["email"], "password": PASSWORD})
     assert login.json()["mfa_required"] is True
 

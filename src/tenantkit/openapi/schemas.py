@@ -22,6 +22,8 @@ __all__ = [
     "JWKSOut",
     "MeOut",
     "MembershipOut",
+    "MyTenantOut",
+    "MyTenantPage",
     "Problem",
     "ProblemFieldError",
     "RegisterOut",
@@ -131,6 +133,24 @@ class SessionPage(BaseModel):
     """The caller's sessions."""
 
     items: list[SessionOut]
+    next_cursor: Cursor
+
+
+class MyTenantOut(BaseModel):
+    """A tenant the caller belongs to."""
+
+    id: str = Field(json_schema_extra={"format": "uuid"})
+    slug: str
+    name: str
+    role: str
+    status: str = Field(description="'active' or 'suspended' (a suspended tenant cannot be entered).")
+    current: bool = Field(description="The tenant this request's token is bound to.")
+
+
+class MyTenantPage(BaseModel):
+    """The caller's memberships, most recently used first."""
+
+    items: list[MyTenantOut]
     next_cursor: Cursor
 
 

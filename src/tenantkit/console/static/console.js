@@ -117,15 +117,35 @@ function can(permission) {
   return !permission || (me && Array.isArray(me.permissions) && me.permissions.includes(permission));
 }
 
-function renderAccount() {
+async function loadTenants() {
+  // The caller's memberships, to choose a tenant from (API keys have none to choose).
+  if (me.api_key) return [];
+  try {
+    const page = await request("GET", "/auth/tenants");
+    return Array.isArray(page.items) ? page.items : [];
+  } catch {
+    return null; // unknown: fall back to typing a slug
+  }
+}
+
+function tenantControl(tenants) {
+  if (tenants === null) {
+    return field("Switch to tenant", { name: "tenant", required: true, autocomplete: "organization", placeholder: "slug or id" });
+  }
+  const options = tenants.map((item) => [item.slug, `${item.name} (${item.slug}) · ${item.role}${item.status === "active" ? "" : " · suspended"}`]);
+  const current = tenants.find((item) => item.current);
+  return field("Switch to tenant", { name: "tenant", options, value: current ? current.slug : undefined });
+}
+
+function renderAccount(tenants) {
   const who = me.api_key ? me.api_key.name : me.email;
   const tenantLabel = me.tenant ? `${me.tenant.name} (${me.tenant.slug})` : "";
   const parts = [
     h("p", { class: "who" }, h("span", { class: "email" }, who), " · ", h("span", { class: "tenant" }, tenantLabel), me.role ? ` · ${me.role}` : ""),
     me.impersonator ? h("p", { class: "impersonated", role: "note" }, `Impersonated by ${me.impersonator.email}`) : null,
-    form(
+    tenants !== null && tenants.length < 2 ? null : form(
       "Switch tenant",
-      [field("Switch to tenant", { name: "tenant", required: true, autocomplete: "organization", placeholder: "slug or id" })],
+      [tenantControl(tenants)],
       "Switch",
       async (data) => {
         useTokens(await request("POST", "/auth/switch-tenant", { tenant: data.tenant.trim() }));
@@ -222,7 +242,7 @@ async function start({ focus = true } = {}) {
     showSignIn(problem.message);
     return;
   }
-  renderAccount();
+  renderAccount(await loadTenants());
   panels = [...BUILTIN_PANELS, ...(await loadPluginPanels())].filter((panel) => can(panel.permission));
   const wanted = window.location.hash.slice(1);
   await show(wanted, { focus });
