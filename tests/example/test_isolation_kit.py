@@ -22,6 +22,9 @@ from tenantkit.testing import (  # noqa: F401  (the plugin's fixtures without -p
 )
 from tests.conftest import SECRET
 
+# in_process: the isolation kit's fixtures serve the app in this process on settings of their own.
+pytestmark = pytest.mark.in_process
+
 
 @pytest.fixture
 def tenantkit_app_factory() -> Callable[[], Starlette]:

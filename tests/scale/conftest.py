@@ -19,27 +19,35 @@ from tests.conftest import SECRET
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def deployment_env(pg_url: str, redis_url: str, redis_prefix: str, tmp_path: Path) -> dict[str, str]:
-    """The ``TENANTKIT_*`` environment of one deployment: this test's database and Redis prefix."""
+def base_env(database_url: str, data_dir: Path, **settings: str) -> dict[str, str]:
+    """This process's environment without its ``TENANTKIT_*`` settings, plus a deployment's.
+
+    ``settings`` are more ``TENANTKIT_*`` values, named without the prefix
+    (``redis_url="redis://..."``).
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTKIT_")}
     env.update(
         {
             "TENANTKIT_ENV": "test",
             "TENANTKIT_JWT_SECRET": SECRET,
-            "TENANTKIT_DATABASE_URL": pg_url,
-            "TENANTKIT_REDIS_URL": redis_url,
-            "TENANTKIT_REDIS_KEY_PREFIX": redis_prefix,
+            "TENANTKIT_DATABASE_URL": database_url,
             "TENANTKIT_BCRYPT_ROUNDS": "4",
             "TENANTKIT_RATE_LIMIT_AUTH": "10000/minute",
-            "TENANTKIT_DATA_DIR": str(tmp_path / "data"),
+            "TENANTKIT_DATA_DIR": str(data_dir),
             "TENANTKIT_LOG_LEVEL": "WARNING",
             "TENANTKIT_DISABLE_PLUGIN_AUTOLOAD": "1",
         }
     )
+    env.update({f"TENANTKIT_{name.upper()}": value for name, value in settings.items()})
     if "PYTHONPATH" in os.environ:
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return env
+
+
+@pytest.fixture
+def deployment_env(pg_url: str, redis_url: str, redis_prefix: str, tmp_path: Path) -> dict[str, str]:
+    """The ``TENANTKIT_*`` environment of one deployment: this test's database and Redis prefix."""
+    return base_env(pg_url, tmp_path / "data", redis_url=redis_url, redis_key_prefix=redis_prefix)
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 20) -> int:
