@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,10 +46,22 @@ def base_env(database_url: str, data_dir: Path, **settings: str) -> dict[str, st
     return env
 
 
-@pytest.fixture
-def deployment_env(pg_url: str, redis_url: str, redis_prefix: str, tmp_path: Path) -> dict[str, str]:
-    """The ``TENANTKIT_*`` environment of one deployment: this test's database and Redis prefix."""
-    return base_env(pg_url, tmp_path / "data", redis_url=redis_url, redis_key_prefix=redis_prefix)
+@pytest.fixture(params=["redis", "cluster"])
+def deployment_env(request: pytest.FixtureRequest, pg_url: str, tmp_path: Path) -> dict[str, str]:
+    """The ``TENANTKIT_*`` environment of one deployment: this test's database and Redis prefix.
+
+    Once on the shared Redis, once on the session's private Redis Cluster (``-k cluster``).
+    """
+    if request.param == "cluster":  # a private cluster for the session: a fresh prefix, no cleanup
+        nodes = request.getfixturevalue("redis_cluster").nodes
+        return base_env(
+            pg_url,
+            tmp_path / "data",
+            redis_cluster_nodes=nodes,
+            redis_key_prefix=f"tkc:{uuid.uuid4().hex[:12]}:",
+        )
+    redis_url, prefix = request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
+    return base_env(pg_url, tmp_path / "data", redis_url=redis_url, redis_key_prefix=prefix)
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 20) -> int:
