@@ -47,6 +47,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from ``/proc/stat``."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(ticks) - idle) / hz, sum(ticks) / hz
+
+
 def children(pid: int) -> list[int]:
     """The server processes uvicorn's supervisor ``pid`` runs (not multiprocessing's resource tracker)."""
     found = []
@@ -122,6 +130,7 @@ class Side:
 
     def drive(self, seconds: float, *, record: bool = True) -> None:
         before = [cpu_seconds(pid) for pid in self.server.pids]
+        busy_before, total_before = machine_cpu()
         process = wrk.start(
             self.server.url + PATH,
             "get",
@@ -135,17 +144,25 @@ class Side:
             time.sleep(0.05)
         result = wrk.finish(process)
         after = [cpu_seconds(pid) for pid in self.server.pids]
+        busy_after, total_after = machine_cpu()
+        server_cpu = [round(b - a, 2) for a, b in zip(before, after, strict=True)]
         figures = {
             **result.as_dict(),
-            "server_cpu_s": [round(b - a, 2) for a, b in zip(before, after, strict=True)],
+            "server_cpu_s": server_cpu,
             "wrk_cpu_s": round(wrk_cpu, 2),
+            # Requests per CPU second of the server processes: what one core buys, whatever the load.
+            "rps_per_server_cpu_s": round(result.requests / sum(server_cpu), 1) if sum(server_cpu) else 0.0,
+            # CPU seconds the rest of the machine (PostgreSQL, Redis, other work) used meanwhile.
+            "other_cpu_s": round(busy_after - busy_before - sum(server_cpu) - wrk_cpu, 2),
+            "machine_cpu_s": round(total_after - total_before, 2),
         }
         label = f"{self.server.workers} worker{'s' if self.server.workers > 1 else ''}"
         errors = f", {result.non2xx} non-2xx" if result.non2xx else ""
         errors += f", {result.socket_errors} socket errors" if result.socket_errors else ""
         print(
             f"    .. {label}{'' if record else ' (warm-up)'}: {result.rps:.0f}/s, p50 {result.p50_ms:.2f} ms, "
-            f"p99 {result.p99_ms:.2f} ms; CPU s: server {figures['server_cpu_s']}, wrk {wrk_cpu:.2f}{errors}",
+            f"p99 {result.p99_ms:.2f} ms; CPU s: server {server_cpu}, wrk {wrk_cpu:.2f}, "
+            f"rest of the machine {figures['other_cpu_s']:.2f} of {figures['machine_cpu_s']:.2f}{errors}",
             flush=True,
         )
         if record:
@@ -158,6 +175,11 @@ class Side:
         return {
             "workers": self.server.workers,
             "rps": round(median("rps"), 1),
+            "rps_per_server_cpu_s": round(median("rps_per_server_cpu_s"), 1),
+            "server_cpu_s": round(statistics.median(sum(r["server_cpu_s"]) for r in self.rounds), 2),
+            "wrk_cpu_s": round(median("wrk_cpu_s"), 2),
+            "other_cpu_s": round(median("other_cpu_s"), 2),
+            "machine_cpu_s": round(median("machine_cpu_s"), 2),
             "p50_ms": round(median("p50_ms"), 3),
             "p99_ms": round(median("p99_ms"), 3),
             "non2xx": sum(r["non2xx"] for r in self.rounds),
@@ -249,14 +271,20 @@ def show(results: dict[str, Any]) -> None:
         f"medians; {results['cpus']} CPUs, load average before {results['load_average_before'][0]:.2f}"
     )
     for side in (results["one"], results["two"]):
-        cpu = statistics.median(sum(r["server_cpu_s"]) for r in side["rounds"])
-        wrk_cpu = statistics.median(r["wrk_cpu_s"] for r in side["rounds"])
         print(
             f"  --workers {side['workers']}   {side['rps']:9.1f}/s   p50 {side['p50_ms']:6.2f} ms   "
-            f"p99 {side['p99_ms']:6.2f} ms   CPU s per round: server {cpu:.2f}, wrk {wrk_cpu:.2f}"
+            f"p99 {side['p99_ms']:6.2f} ms   {side['rps_per_server_cpu_s']:7.0f} req per server CPU s   "
+            f"CPU s per round: server {side['server_cpu_s']:.2f}, wrk {side['wrk_cpu_s']:.2f}, "
+            f"rest of the machine {side['other_cpu_s']:.2f} (of {side['machine_cpu_s']:.2f})"
         )
     mark = "met" if meets(">=", results["ratio"], TARGET) else "MISSED"
     print(f"  2 workers / 1 worker: {results['ratio']:.2f}×   ({target_text('>=', TARGET)}: {mark})")
+    server_share = results["two"]["server_cpu_s"] / results["round_seconds"]
+    print(
+        f"  the two server processes had {server_share:.2f} of the machine's {results['cpus']} cores "
+        f"({results['two']['rps_per_server_cpu_s'] / results['one']['rps_per_server_cpu_s']:.2f}× "
+        "the single process's requests per CPU second)"
+    )
 
 
 def unavailable() -> str | None:
