@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--workers",
         type=positive_int,
         default=1,
-        help="server processes sharing the port (more than 1 needs TENANTKIT_REDIS_URL)",
+        help="server processes sharing the port (more than 1 needs Redis or a Redis Cluster)",
     )
     seeding = commands.add_parser("seed", help="apply migrations and add demo brands, users and products")
     seeding.add_argument("--no-migrate", action="store_true", help="do not apply pending migrations")
