@@ -3,7 +3,8 @@
 The deployment: a private three-master Redis Cluster on free loopback ports
 (the session's, never the shared Redis), a fresh PostgreSQL database, and
 ``inventory-app serve --workers 2`` as a subprocess with
-``TENANTKIT_REDIS_CLUSTER_NODES``. Then ``pytest tests/example`` runs in a
+``TENANTKIT_REDIS_CLUSTER_NODES``, connected as ``tenantkit_app`` (the role
+row-level security binds, as in production). Then ``pytest tests/example`` runs in a
 second subprocess in live mode (``TENANTKIT_TEST_BASE_URL``, see
 ``tests/example/conftest.py``): every request of the suite goes over HTTP to
 the two server processes, whichever accepts the connection, while its
@@ -22,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from tenantkit.db.rls import APP_ROLE
 from tests.conftest import free_port
 from tests.scale.conftest import ROOT, base_env, log_tail, started, wait_healthy
 
@@ -43,8 +45,11 @@ def counts(summary: str) -> dict[str, int]:
 def test_the_example_suite_passes_against_serve_workers_2_on_a_redis_cluster(
     pg_url: str, redis_cluster: Any, tmp_path: Path
 ) -> None:
+    # As deployed: the server connects as the role row-level security binds (the database is
+    # migrated already: the role may not run DDL, hence --no-migrate).
+    scheme, rest = pg_url.split("://", 1)
     env = base_env(
-        pg_url,
+        f"{scheme}://{APP_ROLE}@{rest.split('@', 1)[1]}",
         tmp_path / "data",
         redis_cluster_nodes=redis_cluster.nodes,
         redis_key_prefix=f"tkc:{uuid.uuid4().hex[:12]}:",
@@ -53,7 +58,17 @@ def test_the_example_suite_passes_against_serve_workers_2_on_a_redis_cluster(
         rate_limit_tenant=UNLIMITED,
     )
     port, log = free_port(), tmp_path / "server.log"
-    serve = ("inventory_app.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2")
+    serve = (
+        "inventory_app.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+        "--no-migrate",
+    )
     with started(env, log, *serve) as server:
         base = f"http://127.0.0.1:{port}"
         wait_healthy(base, server, log)
