@@ -81,6 +81,8 @@ def test_the_example_suite_passes_against_serve_workers_2_on_a_redis_cluster(
             **{k: v for k, v in os.environ.items() if k == "TENANTKIT_REQUIRE_SERVICES"},
         }
         suite_env["TENANTKIT_TEST_BASE_URL"] = base
+        for name in [k for k in suite_env if k.startswith("PYTEST_")]:  # this run's (xdist worker...)
+            del suite_env[name]
         result = subprocess.run(
             [
                 sys.executable,
