@@ -170,7 +170,7 @@ class MiniOP:
 
     async def token(self, request: Request) -> Response:
         self.token_requests += 1
-        form = await request.form()
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
         expected = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
         if request.headers.get("authorization") != expected:
             return JSONResponse({"error": "invalid_client"}, 401)
