@@ -15,7 +15,8 @@ The tree (every class is importable from ``tenantkit``)::
         │   ├── ExpiredTokenError
         │   └── TokenReuseError
         ├── PermissionDeniedError       403
-        │   └── MfaEnrollmentRequiredError  the tenant requires 2FA the caller lacks
+        │   ├── MfaEnrollmentRequiredError  the tenant requires 2FA the caller lacks
+        │   └── SsoRequiredError        the tenant signs this user in through its own SSO only
         ├── TenantError
         │   ├── TenantNotFoundError     404
         │   ├── TenantRequiredError     400
@@ -57,6 +58,7 @@ __all__ = [
     "ProblemError",
     "RateLimitedError",
     "ServiceUnavailableError",
+    "SsoRequiredError",
     "TenantError",
     "TenantForbiddenError",
     "TenantKitError",
@@ -188,6 +190,12 @@ class MfaEnrollmentRequiredError(PermissionDeniedError):
     """403: the tenant requires a second factor and the caller has none yet."""
 
     type_slug = "mfa-enrollment-required"
+
+
+class SsoRequiredError(PermissionDeniedError):
+    """403: the tenant enforces its single sign-on for the user's email domain; no password sign-in."""
+
+    type_slug = "sso-required"
 
 
 class TenantError(ProblemError):

@@ -175,6 +175,8 @@ class Settings(BaseSettings):
     webhook_allow_hosts: CommaList = Field(default_factory=list)
     webhook_timeout: float = Field(10.0, gt=0)
     webhook_max_attempts: int = Field(5, ge=1)
+    #: Hosts a tenant's SSO issuer may name despite the SSRF guard (a provider on loopback in tests).
+    sso_allow_hosts: CommaList = Field(default_factory=list)
     job_max_attempts: int = Field(5, ge=1)
     job_retry_base_seconds: float = Field(1.0, gt=0)
     job_retry_max_seconds: float = Field(300.0, gt=0)
@@ -201,7 +203,6 @@ class Settings(BaseSettings):
     oidc_flow_ttl: int = Field(600, ge=60, le=3600)
     oidc_http_timeout: float = Field(10.0, gt=0, le=60)
     public_base_url: str | None = None
-    sso_allow_hosts: CommaList = Field(default_factory=list)
     email_verification_ttl: int = Field(86400, ge=300)
 
     @field_validator(
@@ -211,6 +212,7 @@ class Settings(BaseSettings):
         "allowed_hosts",
         "csrf_trusted_origins",
         "webhook_allow_hosts",
+        "sso_allow_hosts",
         "database_replica_urls",
         "redis_cluster_nodes",
         mode="before",
@@ -345,7 +347,7 @@ class Settings(BaseSettings):
             raise ValueError("provider names must be unique")
         return value
 
-    @field_validator("oidc_redirect_allowlist", "sso_allow_hosts", mode="before")
+    @field_validator("oidc_redirect_allowlist", mode="before")
     @classmethod
     def _split_federation_lists(cls, value: Any) -> Any:
         if isinstance(value, str):

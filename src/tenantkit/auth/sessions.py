@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -33,6 +34,7 @@ from tenantkit.errors import (
     AuthenticationError,
     NotFoundError,
     PermissionDeniedError,
+    SsoRequiredError,
     TenantForbiddenError,
     TenantNotFoundError,
 )
@@ -40,11 +42,15 @@ from tenantkit.events import Events
 from tenantkit.observability.metrics import Metrics
 from tenantkit.settings import Settings
 
-__all__ = ["GENERIC_LOGIN_FAILURE", "Sessions", "TokenPair"]
+__all__ = ["GENERIC_LOGIN_FAILURE", "PasswordPolicy", "Sessions", "TokenPair"]
 
 logger = logging.getLogger("tenantkit.auth")
 
 GENERIC_LOGIN_FAILURE = "Invalid email or password."
+
+#: ``(tenant_id, email) -> allowed``: whether a password may open a session in that tenant
+#: (a tenant enforcing its single sign-on for the email's domain says no).
+PasswordPolicy = Callable[[uuid.UUID, str], Awaitable[bool]]
 
 
 class Sessions(Rotation):
@@ -60,6 +66,8 @@ class Sessions(Rotation):
         events: Hooks and audit rows.
         metrics: Login, lockout and reuse counters.
         mfa: Second factors; sign-ins of enrolled users answer with a challenge.
+        password_policy: Refuses password sign-in (and tenant switches) into a tenant
+            that enforces its single sign-on for the user's domain (403 ``sso-required``).
     """
 
     def __init__(
@@ -74,6 +82,7 @@ class Sessions(Rotation):
         events: Events,
         metrics: Metrics,
         mfa: TwoFactor | None = None,
+        password_policy: PasswordPolicy | None = None,
     ) -> None:
         self.settings = settings
         self.db = database
@@ -84,6 +93,7 @@ class Sessions(Rotation):
         self.events = events
         self.metrics = metrics
         self.mfa = mfa
+        self.password_policy = password_policy
 
     # ------------------------------------------------------------------ #
     # Password checks shared with accounts (one lockout for every check)
@@ -138,12 +148,16 @@ class Sessions(Rotation):
         user = await self.check_password(email, password, ip=ip, reason="login")
         if self.hasher.needs_rehash(user.password_hash):
             await self._rehash(user.id, password)
-        if self.mfa is not None and await self.mfa.enrolled(user.id):
+        enrolled = self.mfa is not None and await self.mfa.enrolled(user.id)
+        if enrolled or self.password_policy is not None:
             async with self.db.session() as session:
                 target, _ = await self._admit(session, user.id, email, tenant, ip)
-            return await self.mfa.begin(
-                {"user_id": str(user.id), "email": email, "tenant_id": str(target.id), "ip": ip}
-            )
+            await self._check_password_policy(target.id, target.slug, user.id, email)
+            tenant = TenantRef(id=target.id, slug=target.slug)  # the tenant checked, not a re-pick
+            if enrolled and self.mfa is not None:
+                return await self.mfa.begin(
+                    {"user_id": str(user.id), "email": email, "tenant_id": str(target.id), "ip": ip}
+                )
         return await self._sign_in(user.id, email, tenant, ip, user_agent)
 
     async def sign_in_federated(
@@ -165,7 +179,13 @@ class Sessions(Rotation):
             async with self.db.session() as session:
                 target, _ = await self._admit(session, user_id, email, tenant, ip)
             return await self.mfa.begin(
-                {"user_id": str(user_id), "email": email, "tenant_id": str(target.id), "ip": ip}
+                {
+                    "user_id": str(user_id),
+                    "email": email,
+                    "tenant_id": str(target.id),
+                    "ip": ip,
+                    "federated": True,
+                }
             )
         return await self._sign_in(user_id, email, tenant, ip, user_agent)
 
@@ -181,7 +201,22 @@ class Sessions(Rotation):
             raise AuthenticationError("Unknown or expired sign-in challenge.")
         data = await self.mfa.answer(token, code=code, recovery_code=recovery_code)
         tenant = TenantRef(id=uuid.UUID(data["tenant_id"]), slug="")
+        # SSO may have been enforced between the password and the code (a federated sign-in is SSO).
+        if not data.get("federated"):
+            await self._check_password_policy(tenant.id, "", uuid.UUID(data["user_id"]), data["email"])
         return await self._sign_in(uuid.UUID(data["user_id"]), data["email"], tenant, ip, user_agent)
+
+    async def _check_password_policy(
+        self, tenant_id: uuid.UUID, slug: str, user_id: uuid.UUID, email: str
+    ) -> None:
+        """403 ``sso-required`` when the tenant signs this user in through its own SSO only."""
+        if self.password_policy is None or await self.password_policy(tenant_id, email):
+            return
+        self.events.audit("login.sso_required", tenant_id=tenant_id, actor_id=user_id)
+        detail = "This tenant requires signing in through its single sign-on for your email domain."
+        if slug:
+            raise SsoRequiredError(detail, tenant=slug)
+        raise SsoRequiredError(detail)
 
     async def _rehash(self, user_id: uuid.UUID, password: str) -> None:
         new_hash = await self.hasher.hash(password)
@@ -236,6 +271,11 @@ class Sessions(Rotation):
             membership = await session.get(Membership, (tenant.id, principal.user_id))
             if membership is None:
                 raise PermissionDeniedError("You are not a member of this tenant.")
+            if self.password_policy is not None:
+                # A session does not record how it began: entering a tenant that enforces
+                # its SSO for the user's domain always goes through that SSO.
+                email = await session.scalar(select(User.email).where(User.id == principal.user_id))
+                await self._check_password_policy(tenant.id, tenant.slug, principal.user_id, email or "")
             membership.last_used_at = utcnow()
             pair = await self._start_session(
                 session, principal.user_id, tenant.id, membership.role, ip, user_agent

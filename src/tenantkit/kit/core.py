@@ -215,6 +215,19 @@ class TenantKit:
             store=self.store,
         )
 
+        # Per-tenant single sign-on: configuration, domain claims, password sign-in enforcement.
+        from tenantkit.federation.sso import TenantSsoService
+
+        self.sso = TenantSsoService(
+            database=self.database,
+            directory=self.directory,
+            sealer=Sealer.from_material(b"tenant-sso:" + sealing),
+            events=self.events,
+            allow_hosts=s.sso_allow_hosts,
+            allow_http=s.env == "development",
+        )
+        self.sessions.password_policy = self.sso.password_login_allowed
+
         # Federated identity: OpenID Connect sign-in, tenants' single sign-on, email verification.
         from tenantkit.federation.flow import FlowStore
         from tenantkit.federation.oidc import OidcClient
@@ -239,8 +252,10 @@ class TenantKit:
             events=self.events,
             ttl=s.email_verification_ttl,
         )
+        from tenantkit.federation.base import TenantProviders
+
         #: Tenants' single sign-on providers (``/auth/sso/*``); ``None`` answers 404 there.
-        self.tenant_providers: Any = None
+        self.tenant_providers: TenantProviders | None = self.sso
 
         from tenantkit.files import FileService, create_storage
         from tenantkit.webhooks import WebhookService

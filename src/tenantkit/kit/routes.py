@@ -25,6 +25,7 @@ __all__ = ["kit_routes"]
 
 def kit_routes(kit: TenantKit) -> list[BaseRoute]:
     """Health, metrics, auth, administration, audit, jobs and local files, in mounting order."""
+    from tenantkit.federation.sso_routes import SsoRoutes
     from tenantkit.files import LocalStorage, local_file_routes
     from tenantkit.jobs import job_routes
     from tenantkit.rbac.routes import RoleRoutes
@@ -70,6 +71,7 @@ def kit_routes(kit: TenantKit) -> list[BaseRoute]:
             kit.mfa, kit.sessions, kit.accounts, pair_response=auth.pair_response, max_json_depth=depth
         ).routes(),
         *TenantRoutes(kit.tenancy, max_json_depth=depth).routes(),
+        *SsoRoutes(kit.sso, max_json_depth=depth).routes(),
         *ApiKeyRoutes(kit.api_keys, max_json_depth=depth).routes(),
         *federation.routes(),
         *ImpersonationRoutes(
