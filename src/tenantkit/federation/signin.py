@@ -5,9 +5,11 @@
 
 1. an identity (``iss``, ``sub``) already linked → that user;
 2. else an account with the same email → linked only when the provider
-   asserts ``email_verified`` *and* the account's email is verified;
-   otherwise 409 (problem type ``.../account-exists``): the user signs in
-   another way and links the identity explicitly;
+   asserts ``email_verified`` *and* the account's email is verified (for a
+   tenant's single sign-on: when the provider asserts ``email_verified`` and
+   the account is already a member of that tenant); otherwise 409 (problem
+   type ``.../account-exists``): the user signs in another way and links the
+   identity explicitly;
 3. else a new account: for a platform provider with a tenant of its own, as
    ``/auth/register`` does; for a tenant's single sign-on, a member of that
    tenant. The account has no usable password.
@@ -330,13 +332,12 @@ class FederatedSignIn:
             raise SsoForbiddenError("This email's domain does not sign in through this tenant's single sign-on.")
         existing = await self._by_email(email)
         if existing is not None:
-            member = await self._is_member(existing.id, tenant.id)
-            if not member and not (assertion.email_verified and existing.email_verified_at is not None):
+            # A tenant's domains are not proven by DNS: its provider is trusted for the
+            # tenant's own members only, never to take over an outside account by email.
+            if not (await self._is_member(existing.id, tenant.id) and assertion.email_verified):
                 raise self._exists(assertion, ip)
             self._authorize(assertion, existing.id, ip=ip)
             await self._add_identity(existing.id, assertion)
-            if not member:
-                await self.tenancy.add_member(tenant, existing.id, self._role(assertion, tenant.id), via="sso")
             self._linked_audit(assertion, existing.id, tenant.id, via="email")
             return await self._start(assertion, existing, tenant, ip=ip, user_agent=user_agent, linked=True)
         self._authorize(assertion, None, ip=ip)
