@@ -218,7 +218,9 @@ class MiniOP:
             id_token = ".".join(segments)
         else:
             id_token = jwt.encode(header, claims, key)
-        return JSONResponse({"access_token": "at-" + secrets.token_urlsafe(8), "token_type": "Bearer", "id_token": id_token})
+        return JSONResponse(
+            {"access_token": "at-" + secrets.token_urlsafe(8), "token_type": "Bearer", "id_token": id_token}
+        )
 
     async def userinfo(self, request: Request) -> Response:
         return JSONResponse({"sub": "mini-user", "email": "mini@example.org", "email_verified": True})

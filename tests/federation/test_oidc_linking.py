@@ -155,7 +155,9 @@ async def test_the_last_way_in_cannot_be_unlinked(oidc_api: Api, mock_op: MockOP
     signed = await sign_in_mock(oidc_api, sub)
     tokens = signed.json()
     [identity] = (await oidc_api.client.get("/auth/identities", headers=Api.bearer(tokens))).json()["items"]
-    assert_problem(await oidc_api.client.delete(f"/auth/identities/{identity['id']}", headers=Api.bearer(tokens)), 409)
+    assert_problem(
+        await oidc_api.client.delete(f"/auth/identities/{identity['id']}", headers=Api.bearer(tokens)), 409
+    )
     # Another identity makes it removable.
     other = fresh(mock_op, email())
     started = await oidc_api.client.post("/auth/oidc/mock/link", headers=Api.bearer(tokens))
@@ -165,8 +167,12 @@ async def test_the_last_way_in_cannot_be_unlinked(oidc_api: Api, mock_op: MockOP
     assert gone.status_code == 204
     # Someone else's identity is invisible.
     stranger = await sign_in_mock(oidc_api, fresh(mock_op, email()))
-    [theirs] = (await oidc_api.client.get("/auth/identities", headers=Api.bearer(stranger.json()))).json()["items"]
-    assert_problem(await oidc_api.client.delete(f"/auth/identities/{theirs['id']}", headers=Api.bearer(tokens)), 404)
+    [theirs] = (await oidc_api.client.get("/auth/identities", headers=Api.bearer(stranger.json()))).json()[
+        "items"
+    ]
+    assert_problem(
+        await oidc_api.client.delete(f"/auth/identities/{theirs['id']}", headers=Api.bearer(tokens)), 404
+    )
 
 
 async def test_link_needs_a_session(oidc_api: Api) -> None:
@@ -176,7 +182,9 @@ async def test_link_needs_a_session(oidc_api: Api) -> None:
 
 class Refuser:
     @hookimpl
-    def tenantkit_authorize_federated_login(self, provider: str, claims: dict[str, Any], user_id: str | None) -> Any:
+    def tenantkit_authorize_federated_login(
+        self, provider: str, claims: dict[str, Any], user_id: str | None
+    ) -> Any:
         return "blocked domain" if str(claims.get("email", "")).endswith("@blocked.example") else None
 
 
@@ -187,7 +195,9 @@ async def hooked_api(
     mock_op: MockOP,
     mini_op: MiniOP,
 ) -> AsyncIterator[Api]:
-    settings = settings_factory(oidc_providers=provider_settings(mock_op, mini_op), oidc_redirect_allowlist=[ALLOWED_APP])
+    settings = settings_factory(
+        oidc_providers=provider_settings(mock_op, mini_op), oidc_redirect_allowlist=[ALLOWED_APP]
+    )
     kit = kit_factory(settings, mailer=MemoryMailer(), plugins=[Refuser()])
     async with serve(kit.build_app(), base_url="https://testserver") as client:
         yield Api(client, kit, MemoryMailer())
@@ -210,13 +220,17 @@ async def test_two_factor_applies_to_federated_sign_in(oidc_api: Api, mock_op: M
     tokens = (await sign_in_mock(oidc_api, sub)).json()
     setup = (await oidc_api.client.post("/auth/2fa/totp/setup", headers=Api.bearer(tokens))).json()
     totp = pyotp.TOTP(setup["secret"])
-    confirmed = await oidc_api.client.post("/auth/2fa/totp/confirm", json={"code": totp.now()}, headers=Api.bearer(tokens))
+    confirmed = await oidc_api.client.post(
+        "/auth/2fa/totp/confirm", json={"code": totp.now()}, headers=Api.bearer(tokens)
+    )
     assert confirmed.status_code == 200, confirmed.text
     challenged = await sign_in_mock(oidc_api, sub)
     assert challenged.status_code == 200
     body = challenged.json()
     assert body["mfa_required"] is True and "access_token" not in body
     recovery = confirmed.json()["recovery_codes"][0]
-    done = await oidc_api.client.post("/auth/2fa/verify", json={"mfa_token": body["mfa_token"], "recovery_code": recovery})
+    done = await oidc_api.client.post(
+        "/auth/2fa/verify", json={"mfa_token": body["mfa_token"], "recovery_code": recovery}
+    )
     assert done.status_code == 200, done.text
     assert done.json()["access_token"]

@@ -12,7 +12,6 @@ from tenantkit.db.models import User, UserIdentity
 from tests.federation.conftest import (
     MiniOP,
     MockOP,
-    authorize_at_mini,
     authorize_at_mock,
     local_part,
     query_of,
@@ -111,7 +110,9 @@ async def test_mini_provider_happy_path_checks_pkce(oidc_api: Api, mini_op: Mini
     assert response.status_code == 200, response.text
 
 
-@pytest.mark.parametrize("mode", ["wrong_nonce", "wrong_aud", "wrong_iss", "expired", "forged_kid", "alg_none", "multi_aud_no_azp"])
+@pytest.mark.parametrize(
+    "mode", ["wrong_nonce", "wrong_aud", "wrong_iss", "expired", "forged_kid", "alg_none", "multi_aud_no_azp"]
+)
 async def test_bad_id_tokens_are_refused(oidc_api: Api, mini_op: MiniOP, mode: str) -> None:
     mini_op.mode = mode
     before = await counts(oidc_api)
@@ -149,7 +150,11 @@ async def test_a_code_exchanged_elsewhere_fails(oidc_api: Api, mock_op: MockOP) 
     async with httpx.AsyncClient() as attacker:  # the code is spent at the provider first
         await attacker.post(
             f"{mock_op.issuer}/oauth2/token",
-            data={"grant_type": "authorization_code", "code": code, "redirect_uri": "https://testserver/auth/oidc/mock/callback"},
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": "https://testserver/auth/oidc/mock/callback",
+            },
             auth=("tenantkit-test", "x"),
         )
     before = await counts(oidc_api)

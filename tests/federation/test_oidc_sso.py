@@ -16,7 +16,9 @@ from tests.helpers import Api, assert_problem, serve
 
 class RolePlugin:
     @hookimpl
-    def tenantkit_map_federated_role(self, provider: str, claims: dict[str, Any], tenant_id: str) -> str | None:
+    def tenantkit_map_federated_role(
+        self, provider: str, claims: dict[str, Any], tenant_id: str
+    ) -> str | None:
         return "ADMIN" if "admins" in (claims.get("groups") or []) else None
 
 

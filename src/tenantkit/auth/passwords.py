@@ -32,7 +32,13 @@ import bcrypt
 
 from tenantkit.errors import ServiceUnavailableError
 
-__all__ = ["MAX_PASSWORD_BYTES", "UNUSABLE_PASSWORD_PREFIX", "PasswordHasher", "is_usable_password", "unusable_password"]
+__all__ = [
+    "MAX_PASSWORD_BYTES",
+    "UNUSABLE_PASSWORD_PREFIX",
+    "PasswordHasher",
+    "is_usable_password",
+    "unusable_password",
+]
 
 MAX_PASSWORD_BYTES = 1024
 _DEFAULT_PEPPER = b"tenantkit-password-v1"

@@ -55,10 +55,10 @@ from tenantkit.security.ssrf import (
 
 with warnings.catch_warnings():  # Authlib flags its own legacy modules; none of them is used here
     warnings.simplefilter("ignore", DeprecationWarning)
-    from authlib.oauth2.auth import encode_client_secret_basic, encode_client_secret_post
-    from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
-    from authlib.oauth2.rfc7636 import create_s256_code_challenge
-    from authlib.oidc.core import CodeIDToken
+    from authlib.oauth2.auth import encode_client_secret_basic, encode_client_secret_post  # type: ignore[import-untyped]
+    from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request  # type: ignore[import-untyped]
+    from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[import-untyped]
+    from authlib.oidc.core import CodeIDToken  # type: ignore[import-untyped]
 
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",
@@ -134,7 +134,11 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
         for address in self.addresses:
             try:
                 return await self.inner.connect_tcp(
-                    str(address), port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                    str(address),
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
                 )
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 error = exc
@@ -233,7 +237,7 @@ class OidcClient:
         except httpx.HTTPError as exc:
             logger.warning("oidc %s request to %s failed: %s", what, provider.key, type(exc).__name__)
             raise OidcError(f"The identity provider could not be reached ({what}).") from None
-        if status >= 400 and not accept_errors or not 200 <= status < 500:
+        if (status >= 400 and not accept_errors) or not 200 <= status < 500:
             raise OidcError(f"The identity provider's {what} endpoint answered {status}.")
         try:
             import orjson
@@ -341,7 +345,9 @@ class OidcClient:
             raise OidcError("The identity provider returned no ID token.")
         return token
 
-    async def id_token_claims(self, provider: OidcProvider, token: Mapping[str, Any], *, nonce: str) -> dict[str, Any]:
+    async def id_token_claims(
+        self, provider: OidcProvider, token: Mapping[str, Any], *, nonce: str
+    ) -> dict[str, Any]:
         """The ID token's claims once its signature and claims are valid (see the module doc)."""
         document = await self.metadata(provider)
         announced = document.get("id_token_signing_alg_values_supported") or ["RS256"]
@@ -351,11 +357,12 @@ class OidcClient:
         registry = JWSRegistry(algorithms=algorithms)
         raw = str(token["id_token"])
         try:
-            decoded = jwt.decode(raw, KeySet.import_key_set(await self.jwks(provider)), registry=registry)
+            cached = KeySet.import_key_set(await self.jwks(provider))  # type: ignore[arg-type]
+            decoded = jwt.decode(raw, cached, registry=registry)
         except (InvalidKeyIdError, BadSignatureError, ValueError):
             # A key the cache does not hold: the provider may have rotated. Refetch (bounded) and retry once.
             try:
-                keys = KeySet.import_key_set(await self.jwks(provider, force=True))
+                keys = KeySet.import_key_set(await self.jwks(provider, force=True))  # type: ignore[arg-type]
                 decoded = jwt.decode(raw, keys, registry=registry)
             except (JoseError, ValueError, TypeError, KeyError):
                 raise OidcError("The ID token's signature does not verify.") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 import uuid
@@ -175,17 +176,30 @@ class FederationRoutes:
         p = self.prefix
         return [
             Route(f"{p}/oidc/providers", self.list_providers, methods=["GET"], name="auth:oidc-providers"),
-            Route(f"{p}/oidc/{{name}}/authorize", self.authorize, methods=["GET"], name="auth:oidc-authorize"),
+            Route(
+                f"{p}/oidc/{{name}}/authorize", self.authorize, methods=["GET"], name="auth:oidc-authorize"
+            ),
             Route(f"{p}/oidc/{{name}}/callback", self.callback, methods=["GET"], name="auth:oidc-callback"),
             Route(f"{p}/oidc/{{name}}/link", self.link, methods=["POST"], name="auth:oidc-link"),
             Route(f"{p}/identities", self.list_identities, methods=["GET"], name="auth:identities"),
             Route(
-                f"{p}/identities/{{identity_id}}", self.unlink, methods=["DELETE"], name="auth:identity-unlink"
+                f"{p}/identities/{{identity_id}}",
+                self.unlink,
+                methods=["DELETE"],
+                name="auth:identity-unlink",
             ),
             Route(
-                f"{p}/sso/{{tenant_slug}}/authorize", self.sso_authorize, methods=["GET"], name="auth:sso-authorize"
+                f"{p}/sso/{{tenant_slug}}/authorize",
+                self.sso_authorize,
+                methods=["GET"],
+                name="auth:sso-authorize",
             ),
-            Route(f"{p}/sso/{{tenant_slug}}/callback", self.sso_callback, methods=["GET"], name="auth:sso-callback"),
+            Route(
+                f"{p}/sso/{{tenant_slug}}/callback",
+                self.sso_callback,
+                methods=["GET"],
+                name="auth:sso-callback",
+            ),
             Route(f"{p}/email/verify", self.verify_email, methods=["POST"], name="auth:email-verify"),
             Route(
                 f"{p}/email/verify/confirm",
@@ -204,7 +218,9 @@ class FederationRoutes:
 
     async def _limit(self, request: Request, name: str) -> None:
         ip = request.state.client_ip or "unknown"
-        await self.rate_limiter.check(rate_key("ip", str(ip), name), self.settings.rate_limit_auth, policy="auth-ip")
+        await self.rate_limiter.check(
+            rate_key("ip", str(ip), name), self.settings.rate_limit_auth, policy="auth-ip"
+        )
 
     def _provider(self, request: Request) -> OidcProvider:
         provider = self.providers.get(str(request.path_params["name"]))
@@ -230,7 +246,11 @@ class FederationRoutes:
         binding = self.flows.binding_value(request.cookies.get(BINDING_COOKIE))
         state = await self.flows.begin(flow, binding)
         url = await self.client.authorization_url(
-            provider, redirect_uri=flow.redirect_uri, state=state, nonce=flow.nonce, code_verifier=flow.code_verifier
+            provider,
+            redirect_uri=flow.redirect_uri,
+            state=state,
+            nonce=flow.nonce,
+            code_verifier=flow.code_verifier,
         )
         response = RedirectResponse(url, status_code=302, headers=NO_STORE)
         response.set_cookie(
@@ -244,7 +264,9 @@ class FederationRoutes:
         )
         return response
 
-    def _new_flow(self, provider: OidcProvider, redirect_uri: str, redirect_to: str | None, **extra: Any) -> Flow:
+    def _new_flow(
+        self, provider: OidcProvider, redirect_uri: str, redirect_to: str | None, **extra: Any
+    ) -> Flow:
         return Flow(
             provider=provider.key,
             nonce=secrets.token_urlsafe(32),
@@ -255,9 +277,13 @@ class FederationRoutes:
         )
 
     def _redirect_to(self, request: Request) -> str | None:
-        return check_redirect_to(request.query_params.get("redirect_to"), self.settings.oidc_redirect_allowlist)
+        return check_redirect_to(
+            request.query_params.get("redirect_to"), self.settings.oidc_redirect_allowlist
+        )
 
-    async def _assertion(self, request: Request, provider: OidcProvider, expected_mode: Sequence[str]) -> tuple[Flow, Assertion]:
+    async def _assertion(
+        self, request: Request, provider: OidcProvider, expected_mode: Sequence[str]
+    ) -> tuple[Flow, Assertion]:
         """Finish the flow of this callback and verify what the provider says; 400 on any fault."""
         params = request.query_params
         try:
@@ -287,15 +313,15 @@ class FederationRoutes:
             return flow, Assertion.from_claims(provider.key, provider.name, provider.issuer, claims)
         except OidcError as exc:
             self.events.security(
-                "federated.failed", ip=request.state.client_ip, data={"provider": provider.key, "reason": exc.detail[:200]}
+                "federated.failed",
+                ip=request.state.client_ip,
+                data={"provider": provider.key, "reason": exc.detail[:200]},
             )
             raise
 
     async def _burn(self, state: str | None) -> None:
-        try:
+        with contextlib.suppress(ProblemError):
             await self.flows.finish(state, None)
-        except ProblemError:
-            pass
 
     def _answer(self, result: SignInResult, redirect_to: str | None) -> Response:
         outcome = result.outcome
@@ -311,16 +337,27 @@ class FederationRoutes:
 
     # -- platform providers ---------------------------------------------------- #
 
-    @describe(summary="The identity providers one may sign in with", response=ProvidersOut, tags=["auth"], public=True)
+    @describe(
+        summary="The identity providers one may sign in with",
+        response=ProvidersOut,
+        tags=["auth"],
+        public=True,
+    )
     async def list_providers(self, request: Request) -> Response:
         base = self._base_url(request)
-        items = [{"name": name, "authorize_url": f"{base}{self.prefix}/oidc/{name}/authorize"} for name in self.providers]
+        items = [
+            {"name": name, "authorize_url": f"{base}{self.prefix}/oidc/{name}/authorize"}
+            for name in self.providers
+        ]
         return JSONResponse({"items": items})
 
     @describe(
         summary="Start signing in with an identity provider (302 to it)",
         status=302,
-        responses={400: "redirect_to not allowed, or the provider cannot be reached.", 404: "Unknown provider."},
+        responses={
+            400: "redirect_to not allowed, or the provider cannot be reached.",
+            404: "Unknown provider.",
+        },
         tags=["auth"],
         public=True,
     )
@@ -366,7 +403,11 @@ class FederationRoutes:
     @describe(
         summary="Link an identity provider's account to the caller (302 to the provider)",
         status=302,
-        responses={400: "redirect_to not allowed.", 403: "Not the user's own session.", 404: "Unknown provider."},
+        responses={
+            400: "redirect_to not allowed.",
+            403: "Not the user's own session.",
+            404: "Unknown provider.",
+        },
         tags=["auth"],
     )
     @requires_auth(session=True)
@@ -414,7 +455,10 @@ class FederationRoutes:
     @describe(
         summary="Start signing in through a tenant's single sign-on (302 to its provider)",
         status=302,
-        responses={400: "redirect_to not allowed, or the provider cannot be reached.", 404: "No SSO for this tenant."},
+        responses={
+            400: "redirect_to not allowed, or the provider cannot be reached.",
+            404: "No SSO for this tenant.",
+        },
         tags=["auth"],
         public=True,
     )
@@ -423,7 +467,9 @@ class FederationRoutes:
         tenant_provider, provider = await self._tenant_provider(request)
         redirect_to = self._redirect_to(request)
         redirect_uri = f"{self._base_url(request)}{self.prefix}/sso/{tenant_provider.tenant_slug}/callback"
-        flow = self._new_flow(provider, redirect_uri, redirect_to, mode="sso", tenant_id=str(tenant_provider.tenant_id))
+        flow = self._new_flow(
+            provider, redirect_uri, redirect_to, mode="sso", tenant_id=str(tenant_provider.tenant_id)
+        )
         return await self._start(request, provider, flow)
 
     @describe(
@@ -465,7 +511,9 @@ class FederationRoutes:
     async def verify_email(self, request: Request) -> Response:
         principal = request_principal(request)
         await self.rate_limiter.check(
-            rate_key("user", str(principal.user_id), "email-verify"), self.settings.rate_limit_auth, policy="auth-user"
+            rate_key("user", str(principal.user_id), "email-verify"),
+            self.settings.rate_limit_auth,
+            policy="auth-user",
         )
         await self.verification.request(principal.user_id, tenant_id=principal.tenant_id)
         return JSONResponse({"detail": "A verification message is on its way."}, 202)

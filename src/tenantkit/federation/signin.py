@@ -86,7 +86,9 @@ class Assertion:
             try:
                 email = normalize_email(raw)
             except ValueError:
-                raise OidcError("The identity provider shared an email address this server cannot use.") from None
+                raise OidcError(
+                    "The identity provider shared an email address this server cannot use."
+                ) from None
         verified = claims.get("email_verified")
         return cls(
             provider=provider,
@@ -144,7 +146,9 @@ class FederatedSignIn:
         if verdict is None or verdict is True:
             return
         reason = verdict if isinstance(verdict, str) and verdict else "refused by policy"
-        self.events.security("federated.refused", ip=ip, data={"provider": assertion.name, "reason": reason[:200]})
+        self.events.security(
+            "federated.refused", ip=ip, data={"provider": assertion.name, "reason": reason[:200]}
+        )
         raise SsoForbiddenError(f"This sign-in was refused: {reason[:200]}")
 
     def _role(self, assertion: Assertion, tenant_id: uuid.UUID) -> str:
@@ -204,7 +208,9 @@ class FederatedSignIn:
             raise ConflictError("This identity is already linked to an account.") from None
         return identity
 
-    async def _create_user(self, assertion: Assertion, *, tenant_name: str | None) -> tuple[User, TenantRef | None]:
+    async def _create_user(
+        self, assertion: Assertion, *, tenant_name: str | None
+    ) -> tuple[User, TenantRef | None]:
         """A new account with the identity (and, with ``tenant_name``, its own tenant), in one transaction."""
         assert assertion.email is not None
         now = utcnow()
@@ -230,16 +236,22 @@ class FederatedSignIn:
                 )
                 ref: TenantRef | None = None
                 if tenant_name is not None:
-                    ref, _ = await self.tenancy.sign_up(uow, user.id, assertion.email, tenant_name=tenant_name)
+                    ref, _ = await self.tenancy.sign_up(
+                        uow, user.id, assertion.email, tenant_name=tenant_name
+                    )
         except IntegrityError:
-            raise ConflictError("An account for this identity was created concurrently; sign in again.") from None
+            raise ConflictError(
+                "An account for this identity was created concurrently; sign in again."
+            ) from None
         return user, ref
 
     async def _tenant_of(self, pair: TokenPair | Challenge) -> uuid.UUID | None:
         if not isinstance(pair, TokenPair):
             return None
         async with self.db.session() as session:
-            return await session.scalar(select(AuthSession.tenant_id).where(AuthSession.id == pair.session_id))
+            return await session.scalar(
+                select(AuthSession.tenant_id).where(AuthSession.id == pair.session_id)
+            )
 
     async def _start(
         self,
@@ -254,7 +266,9 @@ class FederatedSignIn:
     ) -> SignInResult:
         if not user.is_active:
             raise PermissionDeniedError("This account is disabled.")
-        outcome = await self.sessions.sign_in_federated(user.id, user.email, tenant, ip=ip, user_agent=user_agent)
+        outcome = await self.sessions.sign_in_federated(
+            user.id, user.email, tenant, ip=ip, user_agent=user_agent
+        )
         tenant_id = tenant.id if tenant is not None else await self._tenant_of(outcome)
         self.events.audit(
             "federated.login",
@@ -302,9 +316,14 @@ class FederatedSignIn:
         self._authorize(assertion, None, ip=ip)
         user, ref = await self._create_user(assertion, tenant_name=self._tenant_name(assertion))
         assert ref is not None
-        await self.events.emit("on_register", user_id=str(user.id), email=email, tenant_id=str(ref.id), role="ADMIN")
+        await self.events.emit(
+            "on_register", user_id=str(user.id), email=email, tenant_id=str(ref.id), role="ADMIN"
+        )
         self.events.audit(
-            "user.registered", tenant_id=ref.id, actor_id=user.id, data={"role": "ADMIN", "via": assertion.provider}
+            "user.registered",
+            tenant_id=ref.id,
+            actor_id=user.id,
+            data={"role": "ADMIN", "via": assertion.provider},
         )
         return await self._start(assertion, user, ref, ip=ip, user_agent=user_agent, created=True)
 
@@ -329,7 +348,9 @@ class FederatedSignIn:
         email = self._require_email(assertion)
         if not covered:
             self.events.security("federated.domain_refused", ip=ip, data={"provider": assertion.provider})
-            raise SsoForbiddenError("This email's domain does not sign in through this tenant's single sign-on.")
+            raise SsoForbiddenError(
+                "This email's domain does not sign in through this tenant's single sign-on."
+            )
         existing = await self._by_email(email)
         if existing is not None:
             # A tenant's domains are not proven by DNS: its provider is trusted for the
@@ -350,7 +371,9 @@ class FederatedSignIn:
                 if orphan is not None:
                     await session.delete(orphan)
             raise
-        self.events.audit("user.registered", tenant_id=tenant.id, actor_id=user.id, data={"via": assertion.provider})
+        self.events.audit(
+            "user.registered", tenant_id=tenant.id, actor_id=user.id, data={"via": assertion.provider}
+        )
         return await self._start(assertion, user, tenant, ip=ip, user_agent=user_agent, created=True)
 
     # -- linking while signed in ------------------------------------------------------ #
@@ -380,7 +403,9 @@ class FederatedSignIn:
             )
             return list(rows.all())
 
-    async def unlink(self, user_id: uuid.UUID, identity_id: uuid.UUID, *, tenant_id: uuid.UUID | None) -> None:
+    async def unlink(
+        self, user_id: uuid.UUID, identity_id: uuid.UUID, *, tenant_id: uuid.UUID | None
+    ) -> None:
         """Remove one of the user's identities; 409 when it is their only way in, 404 when not theirs."""
         async with self.db.session() as session, session.begin():
             user = await session.get(User, user_id, with_for_update=True)  # serialises concurrent unlinks
@@ -400,14 +425,23 @@ class FederatedSignIn:
             provider = identity.provider
             await session.delete(identity)
         self.events.audit(
-            "identity.unlinked", tenant_id=tenant_id, actor_id=user_id, target=str(identity_id), data={"provider": provider}
+            "identity.unlinked",
+            tenant_id=tenant_id,
+            actor_id=user_id,
+            target=str(identity_id),
+            data={"provider": provider},
         )
 
     # -- helpers ------------------------------------------------------------------- #
 
-    def _linked_audit(self, assertion: Assertion, user_id: uuid.UUID, tenant_id: uuid.UUID | None, *, via: str) -> None:
+    def _linked_audit(
+        self, assertion: Assertion, user_id: uuid.UUID, tenant_id: uuid.UUID | None, *, via: str
+    ) -> None:
         self.events.audit(
-            "identity.linked", tenant_id=tenant_id, actor_id=user_id, data={"provider": assertion.provider, "via": via}
+            "identity.linked",
+            tenant_id=tenant_id,
+            actor_id=user_id,
+            data={"provider": assertion.provider, "via": via},
         )
 
     @staticmethod
