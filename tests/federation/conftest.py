@@ -126,6 +126,8 @@ class MiniOP:
     claims: dict[str, Any] = field(default_factory=dict)
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     token_requests: int = 0
+    jwks_requests: int = 0
+    userinfo_email: str = "mini@example.org"
 
     def app(self) -> Starlette:
         return Starlette(
@@ -154,6 +156,7 @@ class MiniOP:
         )
 
     async def jwks(self, request: Request) -> Response:
+        self.jwks_requests += 1
         return JSONResponse(KeySet([self.key]).as_dict(private=False))
 
     async def authorize(self, request: Request) -> Response:
@@ -209,6 +212,8 @@ class MiniOP:
             header = {"alg": "none"}
         elif self.mode == "multi_aud_no_azp":
             claims["aud"] = [CLIENT_ID, "other"]
+        elif self.mode == "no_email":
+            claims.pop("email"), claims.pop("email_verified")
         if self.mode == "alg_none":
             segments = [
                 base64.urlsafe_b64encode(jwt_json(header)).rstrip(b"=").decode(),
@@ -223,7 +228,10 @@ class MiniOP:
         )
 
     async def userinfo(self, request: Request) -> Response:
-        return JSONResponse({"sub": "mini-user", "email": "mini@example.org", "email_verified": True})
+        if not request.headers.get("authorization", "").startswith("Bearer at-"):
+            return JSONResponse({"error": "invalid_token"}, 401)
+        sub = self.claims.get("sub", "mini-user")
+        return JSONResponse({"sub": sub, "email": self.userinfo_email, "email_verified": True})
 
 
 def jwt_json(value: dict[str, Any]) -> bytes:
@@ -253,11 +261,13 @@ def mini_op_server() -> Iterator[MiniOP]:
 
 @pytest.fixture
 def mini_op(mini_op_server: MiniOP) -> Iterator[MiniOP]:
+    key = mini_op_server.key
     mini_op_server.mode = "ok"
     mini_op_server.claims = {}
     yield mini_op_server
     mini_op_server.mode = "ok"
     mini_op_server.claims = {}
+    mini_op_server.key = key
 
 
 # --------------------------------------------------------------------------- #

@@ -161,3 +161,62 @@ async def test_a_code_exchanged_elsewhere_fails(oidc_api: Api, mock_op: MockOP) 
     body = assert_problem(await oidc_api.client.get(local_part(back)), 400)
     assert "invalid_grant" in str(body["detail"])
     assert await counts(oidc_api) == before
+
+
+async def test_a_rotated_kid_is_fetched_once_and_forged_kids_do_not_hammer(
+    oidc_api: Api, mini_op: MiniOP
+) -> None:
+    from joserfc.jwk import RSAKey
+
+    mini_op.claims = {"sub": "rot-" + uuid.uuid4().hex[:8], "email": f"{uuid.uuid4().hex[:8]}@example.org"}
+    assert (await sign_in_mini(oidc_api)).status_code == 200
+    mini_op.key = RSAKey.generate_key(2048, parameters={"kid": "k-" + uuid.uuid4().hex[:6]})
+    fetched = mini_op.jwks_requests
+    assert (await sign_in_mini(oidc_api)).status_code == 200  # unknown kid: one refetch
+    assert mini_op.jwks_requests == fetched + 1
+    mini_op.mode = "forged_kid"
+    for _ in range(3):
+        assert_problem(await sign_in_mini(oidc_api), 400)
+    assert mini_op.jwks_requests == fetched + 1  # refetches are rate limited per issuer
+
+
+async def test_userinfo_supplies_a_missing_email(oidc_api: Api, mini_op: MiniOP) -> None:
+    mini_op.mode = "no_email"
+    address = f"{uuid.uuid4().hex[:8]}@example.org"
+    mini_op.userinfo_email = address
+    mini_op.claims = {"sub": "ui-" + uuid.uuid4().hex[:8]}
+    try:
+        response = await sign_in_mini(oidc_api)
+    finally:
+        mini_op.userinfo_email = "mini@example.org"
+    assert response.status_code == 200, response.text
+    me = await oidc_api.client.get("/auth/me", headers=Api.bearer(response.json()))
+    assert me.json()["email"] == address and me.json()["email_verified"] is True
+
+
+async def test_concurrent_callbacks_of_one_flow_have_one_winner(oidc_api: Api, mock_op: MockOP) -> None:
+    import asyncio
+
+    sub = fresh(mock_op)
+    started = await start(oidc_api, "/auth/oidc/mock/authorize")
+    back = await authorize_at_mock(started.headers["location"], sub)
+    answers = await asyncio.gather(*(oidc_api.client.get(local_part(back)) for _ in range(5)))
+    assert sorted(a.status_code for a in answers) == [200, 400, 400, 400, 400]
+
+
+async def test_a_tenant_chosen_issuer_goes_through_the_ssrf_guard(mock_op: MockOP) -> None:
+    from tenantkit.federation.oidc import OidcClient, OidcError, OidcProvider
+
+    provider = OidcProvider(
+        key="sso:x", name="sso:x", issuer=mock_op.issuer, client_id="c", client_secret="s", guarded=True
+    )
+    with pytest.raises(OidcError):
+        await OidcClient().metadata(provider)  # loopback, not allow-listed
+    document = await OidcClient(allow_hosts=["127.0.0.1"]).metadata(provider)
+    assert document["issuer"] == mock_op.issuer
+    for issuer in ("http://169.254.169.254", "http://10.0.0.1", "http://0x7f000001:80"):
+        bad = OidcProvider(
+            key="sso:x", name="sso:x", issuer=issuer, client_id="c", client_secret="s", guarded=True
+        )
+        with pytest.raises(OidcError):
+            await OidcClient(allow_hosts=["127.0.0.1"]).metadata(bad)

@@ -369,7 +369,9 @@ async def test_under_row_level_security_as_the_app_role(
         api = Api(client, kit, MemoryMailer())
         a, admin_a = await owner(api, "a@acme.example", "A")
         _, admin_b = await owner(api, "b@beta.example", "B")
-        assert (await client.put("/tenant/sso", json=config(enforce=True), headers=admin_a)).status_code == 200
+        assert (
+            await client.put("/tenant/sso", json=config(enforce=True), headers=admin_a)
+        ).status_code == 200
         assert_problem(await client.put("/tenant/sso", json=config(), headers=admin_b), 409)
         assert (await client.get("/tenant/sso", headers=admin_a)).json()["domains"] == ["acme.example"]
         assert_problem(await client.get("/tenant/sso", headers=admin_b), 404)  # RLS: B sees no row of A
