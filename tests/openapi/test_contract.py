@@ -61,6 +61,10 @@ INHERENT: dict[tuple[str, str], tuple[int, str]] = {
         "API.md: a well-formed code that is not the authenticator's current one is a 400 (wrong code); "
         "so is a confirmation before any setup: both are state",
     ),
+    ("POST", "/auth/email/verify/confirm"): (
+        400,
+        "as for password-reset confirm: a well-formed verification token that is not live is a 400",
+    ),
     ("POST", "/orders"): (
         422,
         "an order whose total (sum of quantity x price over its lines, at today's prices) exceeds "

@@ -269,7 +269,9 @@ class OidcClient:
             _, document = await self._request(
                 provider, "GET", provider.issuer + "/.well-known/openid-configuration", what="discovery"
             )
-            if document.get("issuer") != provider.issuer:
+            announced = document.get("issuer")
+            # Exact, but for a trailing slash some providers keep (the ID tokens must then carry it too).
+            if not isinstance(announced, str) or announced.rstrip("/") != provider.issuer.rstrip("/"):
                 raise OidcError("The discovery document names another issuer.")
             for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
                 _first(document, name)
@@ -369,7 +371,7 @@ class OidcClient:
         except (JoseError, TypeError, KeyError):
             raise OidcError("The ID token is malformed or signed with a refused algorithm.") from None
         options: dict[str, Any] = {
-            "iss": {"essential": True, "value": provider.issuer},
+            "iss": {"essential": True, "value": document["issuer"]},
             "aud": {"essential": True, "value": provider.client_id},
             "exp": {"essential": True},
             "iat": {"essential": True},
@@ -417,7 +419,7 @@ def same_issuer(expected: str, given: str | None) -> bool:
     """Whether an ``iss`` response parameter (RFC 9207), when present, names ``expected``."""
     if given is None:
         return True
-    return hmac.compare_digest(given.rstrip("/").encode(), expected.encode())
+    return hmac.compare_digest(given.rstrip("/").encode(), expected.rstrip("/").encode())
 
 
 def redirect_origin(url: str) -> str:

@@ -310,7 +310,7 @@ class FederationRoutes:
                 for name_, value in info.items():
                     if name_ not in ("iss", "aud", "sub", "exp", "iat", "nonce", "azp"):
                         claims.setdefault(name_, value)
-            return flow, Assertion.from_claims(provider.key, provider.name, provider.issuer, claims)
+            return flow, Assertion.from_claims(provider.key, provider.name, str(claims["iss"]), claims)
         except OidcError as exc:
             self.events.security(
                 "federated.failed",

@@ -309,6 +309,8 @@ class FederatedSignIn:
         if existing is not None:
             if not (assertion.email_verified and existing.email_verified_at is not None):
                 raise self._exists(assertion, ip)
+            if not existing.is_active:
+                raise PermissionDeniedError("This account is disabled.")
             self._authorize(assertion, existing.id, ip=ip)
             await self._add_identity(existing.id, assertion)
             self._linked_audit(assertion, existing.id, None, via="email")
@@ -357,6 +359,8 @@ class FederatedSignIn:
             # tenant's own members only, never to take over an outside account by email.
             if not (await self._is_member(existing.id, tenant.id) and assertion.email_verified):
                 raise self._exists(assertion, ip)
+            if not existing.is_active:
+                raise PermissionDeniedError("This account is disabled.")
             self._authorize(assertion, existing.id, ip=ip)
             await self._add_identity(existing.id, assertion)
             self._linked_audit(assertion, existing.id, tenant.id, via="email")
@@ -390,6 +394,10 @@ class FederatedSignIn:
                 raise ConflictError("This identity is already linked to another account.")
             await self._touch(identity.id, assertion.email)
             return identity
+        async with self.db.session() as session:
+            active = await session.scalar(select(User.is_active).where(User.id == user_id))
+        if not active:
+            raise PermissionDeniedError("This account is disabled.")
         self._authorize(assertion, user_id, ip=ip)
         identity = await self._add_identity(user_id, assertion)
         self._linked_audit(assertion, user_id, tenant_id, via="link")
