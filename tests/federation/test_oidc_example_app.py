@@ -18,7 +18,9 @@ from tests.helpers import Api, serve
 async def example_api(
     settings_factory: Callable[..., Settings], mock_op: MockOP, mini_op: MiniOP
 ) -> AsyncIterator[Api]:
-    kit = create_kit(settings_factory(oidc_providers=provider_settings(mock_op, mini_op)), mailer=MemoryMailer())
+    kit = create_kit(
+        settings_factory(oidc_providers=provider_settings(mock_op, mini_op)), mailer=MemoryMailer()
+    )
     async with serve(create_app(kit), base_url="https://testserver") as client:
         yield Api(client, kit, MemoryMailer())
     await kit.shutdown()

@@ -234,3 +234,22 @@ async def test_two_factor_applies_to_federated_sign_in(oidc_api: Api, mock_op: M
     )
     assert done.status_code == 200, done.text
     assert done.json()["access_token"]
+
+
+async def test_sign_in_link_and_unlink_are_audited(oidc_api: Api, mock_op: MockOP) -> None:
+    sub = fresh(mock_op, email())
+    tokens = (await sign_in_mock(oidc_api, sub)).json()
+    other = fresh(mock_op, email())
+    started = await oidc_api.client.post("/auth/oidc/mock/link", headers=Api.bearer(tokens))
+    back = await authorize_at_mock(started.headers["location"], other)
+    linked = (await oidc_api.client.get(local_part(back))).json()
+    assert (
+        await oidc_api.client.delete(f"/auth/identities/{linked['id']}", headers=Api.bearer(tokens))
+    ).status_code == 204
+    await oidc_api.kit.audit_log.flush()
+    rows = (await oidc_api.client.get("/audit", headers=Api.bearer(tokens))).json()["items"]
+    actions = [row["action"] for row in rows]
+    for action in ("federated.login", "user.registered", "identity.linked", "identity.unlinked"):
+        assert action in actions, actions
+    login = next(row for row in rows if row["action"] == "federated.login")
+    assert login["data"]["provider"] == "oidc:mock" and login["data"]["created"] is True
