@@ -44,7 +44,7 @@ from joserfc.errors import BadSignatureError, InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 
-from tenantkit.errors import BadRequestError, PermissionDeniedError
+from tenantkit.errors import OidcError
 from tenantkit.security.ssrf import (
     IPAddress,
     UnsafeURLError,
@@ -65,7 +65,6 @@ __all__ = [
     "OidcClient",
     "OidcError",
     "OidcProvider",
-    "SsoForbiddenError",
 ]
 
 logger = logging.getLogger("tenantkit.federation")
@@ -75,18 +74,6 @@ ASYMMETRIC_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
 MAX_RESPONSE_BYTES = 512 * 1024
-
-
-class OidcError(BadRequestError):
-    """400: the sign-in could not be completed safely (bad state, token, provider answer...)."""
-
-    type_slug = "oidc-failed"
-
-
-class SsoForbiddenError(PermissionDeniedError):
-    """403: a federated sign-in was refused (a plugin said no, or the email's domain is not the tenant's)."""
-
-    type_slug = "federated-login-refused"
 
 
 @dataclass(frozen=True, slots=True)

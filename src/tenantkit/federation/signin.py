@@ -37,22 +37,22 @@ from tenantkit.context import TenantRef
 from tenantkit.db.base import utcnow
 from tenantkit.db.engine import Database
 from tenantkit.db.models import AuthSession, Membership, User, UserIdentity
-from tenantkit.errors import ConflictError, NotFoundError, PermissionDeniedError
+from tenantkit.errors import (
+    AccountExistsError,
+    ConflictError,
+    FederatedLoginRefusedError,
+    NotFoundError,
+    OidcError,
+    PermissionDeniedError,
+)
 from tenantkit.events import Events
 from tenantkit.federation.base import TenantProvider
-from tenantkit.federation.oidc import OidcError, SsoForbiddenError
 from tenantkit.normalize import normalize_email
 from tenantkit.rbac.roles import USER
 from tenantkit.tenancy.directory import TenantDirectory
 from tenantkit.tenancy.service import TenancyService
 
 __all__ = ["AccountExistsError", "Assertion", "FederatedSignIn", "SignInResult"]
-
-
-class AccountExistsError(ConflictError):
-    """409: an account with this email exists and may not be linked automatically."""
-
-    type_slug = "account-exists"
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +149,7 @@ class FederatedSignIn:
         self.events.security(
             "federated.refused", ip=ip, data={"provider": assertion.name, "reason": reason[:200]}
         )
-        raise SsoForbiddenError(f"This sign-in was refused: {reason[:200]}")
+        raise FederatedLoginRefusedError(f"This sign-in was refused: {reason[:200]}")
 
     def _role(self, assertion: Assertion, tenant_id: uuid.UUID) -> str:
         role = self.events.hook.tenantkit_map_federated_role(
@@ -350,7 +350,7 @@ class FederatedSignIn:
         email = self._require_email(assertion)
         if not covered:
             self.events.security("federated.domain_refused", ip=ip, data={"provider": assertion.provider})
-            raise SsoForbiddenError(
+            raise FederatedLoginRefusedError(
                 "This email's domain does not sign in through this tenant's single sign-on."
             )
         existing = await self._by_email(email)
