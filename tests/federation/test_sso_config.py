@@ -346,7 +346,7 @@ async def test_concurrent_claims_of_one_domain(api: Api) -> None:
         assert statuses == [200, 409, 409], [r.text for r in responses]
         for response in responses:
             if response.status_code == 409:
-                assert_problem(response, 409)
+                assert assert_problem(response, 409)["domains"] == [shared]
         owners = await claimed(api)
         assert shared in owners
         winner = next(i for i, r in enumerate(responses) if r.status_code == 200)

@@ -342,8 +342,23 @@ class TenantSsoService:
                     uow.after_commit(effects)
             except IntegrityError:
                 # A concurrent claim of the same domain by another tenant committed first.
-                raise ConflictError("An email domain is already claimed by another tenant.") from None
+                raise ConflictError(
+                    "An email domain is already claimed by another tenant.",
+                    domains=await self._taken(tenant.id, claimed),
+                ) from None
         return config
+
+    async def _taken(self, tenant_id: uuid.UUID, domains: list[str]) -> list[str]:
+        """Which of ``domains`` another tenant holds now."""
+        async with self.database.session() as session:
+            return await self._others(session, tenant_id, domains)
+
+    @staticmethod
+    async def _others(session: AsyncSession, tenant_id: uuid.UUID, domains: list[str]) -> list[str]:
+        query = select(SsoDomain.domain).where(
+            SsoDomain.domain.in_(domains), SsoDomain.tenant_id != tenant_id
+        )
+        return sorted((await session.scalars(query)).all())
 
     async def _lock_tenant(self, session: AsyncSession, tenant_id: uuid.UUID) -> None:
         """Serialise one tenant's configuration changes (row lock; SQLite: the write lock)."""
@@ -364,15 +379,7 @@ class TenantSsoService:
 
     async def _claim(self, session: AsyncSession, tenant_id: uuid.UUID, domains: list[str]) -> None:
         """Make ``sso_domains`` hold exactly ``domains`` for ``tenant_id`` (409: another tenant owns one)."""
-        taken = sorted(
-            (
-                await session.scalars(
-                    select(SsoDomain.domain).where(
-                        SsoDomain.domain.in_(domains), SsoDomain.tenant_id != tenant_id
-                    )
-                )
-            ).all()
-        )
+        taken = await self._others(session, tenant_id, domains)
         if taken:
             raise ConflictError("An email domain is already claimed by another tenant.", domains=taken)
         held = set(
