@@ -122,3 +122,36 @@ async def test_a_platform_state_does_not_finish_an_sso_flow(sso_api: Api, mock_o
     back = await authorize_at_mock(started.headers["location"], sub)
     wrong = local_part(back).replace(f"/auth/sso/{tenant['slug']}/", f"/auth/sso/{other['slug']}/")
     assert_problem(await sso_api.client.get(wrong), 400)
+
+
+async def test_enforced_sso_signs_in_with_a_second_factor(sso_api: Api, mock_op: MockOP) -> None:
+    """``enforce`` stops passwords, not the tenant's own provider, even through the 2FA challenge."""
+    import pyotp
+
+    tenant, domain, admin = await tenant_with_sso(sso_api, mock_op)
+    body = {
+        "issuer": mock_op.issuer,
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "domains": [domain],
+        "enforce": True,
+    }
+    assert (await sso_api.client.put("/tenant/sso", json=body, headers=admin)).status_code == 200
+    sub = "emp-" + uuid.uuid4().hex[:8]
+    mock_op.set_user(sub, email=f"frank@{domain}", email_verified=True)
+    path = f"/auth/sso/{tenant['slug']}/authorize"
+    tokens = (await sign_in_mock(sso_api, sub, path=path)).json()
+    setup = (await sso_api.client.post("/auth/2fa/totp/setup", headers=Api.bearer(tokens))).json()
+    confirmed = await sso_api.client.post(
+        "/auth/2fa/totp/confirm", json={"code": pyotp.TOTP(setup["secret"]).now()}, headers=Api.bearer(tokens)
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    challenge = (await sign_in_mock(sso_api, sub, path=path)).json()
+    assert challenge["mfa_required"] is True
+    done = await sso_api.client.post(
+        "/auth/2fa/verify",
+        json={"mfa_token": challenge["mfa_token"], "recovery_code": confirmed.json()["recovery_codes"][0]},
+    )
+    assert done.status_code == 200, done.text
+    me = (await sso_api.client.get("/auth/me", headers=Api.bearer(done.json()))).json()
+    assert me["tenant"]["id"] == tenant["id"]
