@@ -253,3 +253,23 @@ async def test_sign_in_link_and_unlink_are_audited(oidc_api: Api, mock_op: MockO
         assert action in actions, actions
     login = next(row for row in rows if row["action"] == "federated.login")
     assert login["data"]["provider"] == "oidc:mock" and login["data"]["created"] is True
+
+
+async def test_a_link_tells_the_owner_and_dies_with_its_session(oidc_api: Api, mock_op: MockOP) -> None:
+    address = email()
+    await oidc_api.register(address)
+    tokens = await oidc_api.login(address)
+    started = await oidc_api.client.post("/auth/oidc/mock/link", headers=Api.bearer(tokens))
+    back = await authorize_at_mock(started.headers["location"], fresh(mock_op, email()))
+    assert (await oidc_api.client.get(local_part(back))).status_code == 200
+    notice = oidc_api.mailer.outbox[-1]
+    assert notice.to == address and notice.kind == "identity_linked" and "mock" in notice.body
+
+    # A link started by a session that is signed out before the provider answers fails.
+    tokens = await oidc_api.login(address)
+    started = await oidc_api.client.post("/auth/oidc/mock/link", headers=Api.bearer(tokens))
+    back = await authorize_at_mock(started.headers["location"], fresh(mock_op, email()))
+    assert (await oidc_api.client.post("/auth/logout", headers=Api.bearer(tokens))).status_code == 204
+    before = await identity_count(oidc_api)
+    assert_problem(await oidc_api.client.get(local_part(back)), 400)
+    assert await identity_count(oidc_api) == before

@@ -42,6 +42,7 @@ class Flow:
     mode: Literal["signin", "link", "sso"] = "signin"
     user_id: str | None = None
     tenant_id: str | None = None
+    session_id: str | None = None
     binding: str = ""
 
 

@@ -392,6 +392,7 @@ class FederationRoutes:
                 assertion,
                 uuid.UUID(flow.user_id),
                 tenant_id=uuid.UUID(flow.tenant_id) if flow.tenant_id else None,
+                session_id=uuid.UUID(flow.session_id) if flow.session_id else None,
                 ip=ip,
             )
             if flow.redirect_to is not None:
@@ -425,6 +426,7 @@ class FederationRoutes:
             mode="link",
             user_id=str(principal.user_id),
             tenant_id=str(principal.tenant_id),
+            session_id=str(principal.session_id),
         )
         return await self._start(request, provider, flow)
 

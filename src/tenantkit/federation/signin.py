@@ -23,6 +23,7 @@ sign-in's is (:meth:`Sessions.sign_in_federated`), second factor included.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,7 @@ from tenantkit.errors import (
 )
 from tenantkit.events import Events
 from tenantkit.federation.base import TenantProvider
+from tenantkit.mail import Mail
 from tenantkit.normalize import normalize_email
 from tenantkit.rbac.roles import USER
 from tenantkit.tenancy.directory import TenantDirectory
@@ -120,6 +122,7 @@ class FederatedSignIn:
         tenancy: Creates tenants and memberships.
         directory: Finds tenants by id.
         events: Hooks and audit rows.
+        send_mail: Tells a user when an identity is linked to their account.
     """
 
     def __init__(
@@ -130,12 +133,14 @@ class FederatedSignIn:
         tenancy: TenancyService,
         directory: TenantDirectory,
         events: Events,
+        send_mail: Callable[[Mail], Awaitable[None]] | None = None,
     ) -> None:
         self.db = database
         self.sessions = sessions
         self.tenancy = tenancy
         self.directory = directory
         self.events = events
+        self.send_mail = send_mail
 
     # -- hooks ---------------------------------------------------------------- #
 
@@ -314,6 +319,7 @@ class FederatedSignIn:
             self._authorize(assertion, existing.id, ip=ip)
             await self._add_identity(existing.id, assertion)
             self._linked_audit(assertion, existing.id, None, via="email")
+            await self._notify_linked(existing.id, assertion)
             return await self._start(assertion, existing, None, ip=ip, user_agent=user_agent, linked=True)
         self._authorize(assertion, None, ip=ip)
         user, ref = await self._create_user(assertion, tenant_name=self._tenant_name(assertion))
@@ -364,6 +370,7 @@ class FederatedSignIn:
             self._authorize(assertion, existing.id, ip=ip)
             await self._add_identity(existing.id, assertion)
             self._linked_audit(assertion, existing.id, tenant.id, via="email")
+            await self._notify_linked(existing.id, assertion)
             return await self._start(assertion, existing, tenant, ip=ip, user_agent=user_agent, linked=True)
         self._authorize(assertion, None, ip=ip)
         user, _ = await self._create_user(assertion, tenant_name=None)
@@ -383,9 +390,21 @@ class FederatedSignIn:
     # -- linking while signed in ------------------------------------------------------ #
 
     async def link(
-        self, assertion: Assertion, user_id: uuid.UUID, *, tenant_id: uuid.UUID | None, ip: str | None
+        self,
+        assertion: Assertion,
+        user_id: uuid.UUID,
+        *,
+        tenant_id: uuid.UUID | None,
+        session_id: uuid.UUID | None = None,
+        ip: str | None,
     ) -> UserIdentity:
-        """Link the identity to the signed-in ``user_id`` (409 when another account holds it)."""
+        """Link the identity to the signed-in ``user_id`` (409 when another account holds it).
+
+        ``session_id``, the session that asked for the link, must still be live: a
+        link started with a token that has since been signed out (or revoked) fails.
+        """
+        if session_id is not None and session_id not in await self.sessions.live_session_ids(user_id):
+            raise OidcError("The session that started this link has ended; sign in and link again.")
         known = await self._known(assertion)
         if known is not None:
             identity, user = known
@@ -401,6 +420,7 @@ class FederatedSignIn:
         self._authorize(assertion, user_id, ip=ip)
         identity = await self._add_identity(user_id, assertion)
         self._linked_audit(assertion, user_id, tenant_id, via="link")
+        await self._notify_linked(user_id, assertion)
         return identity
 
     async def identities(self, user_id: uuid.UUID) -> list[UserIdentity]:
@@ -441,6 +461,27 @@ class FederatedSignIn:
         )
 
     # -- helpers ------------------------------------------------------------------- #
+
+    async def _notify_linked(self, user_id: uuid.UUID, assertion: Assertion) -> None:
+        """Tell the account's owner a sign-in method was added (a stolen session cannot add one silently)."""
+        if self.send_mail is None:
+            return
+        async with self.db.session() as session:
+            address = await session.scalar(select(User.email).where(User.id == user_id))
+        if address is None:
+            return
+        await self.send_mail(
+            Mail(
+                to=address,
+                subject="A sign-in method was added to your account",
+                body=(
+                    f"The identity provider {assertion.name!r} can now sign in to your account.\n"
+                    "If this was not you, sign in, remove it from your linked identities and "
+                    "change your password."
+                ),
+                kind="identity_linked",
+            )
+        )
 
     def _linked_audit(
         self, assertion: Assertion, user_id: uuid.UUID, tenant_id: uuid.UUID | None, *, via: str

@@ -242,6 +242,7 @@ class TenantKit:
             tenancy=self.tenancy,
             directory=self.directory,
             events=self.events,
+            send_mail=self.outbox,
         )
         self.email_verification = EmailVerification(
             database=self.database,
