@@ -4,6 +4,7 @@ Usage::
 
     python -m bench                    # everything, full length
     python -m bench real               # the real deployment only (PostgreSQL + Redis, over HTTP)
+    python -m bench workers            # serve --workers 1 against --workers 2 on GET /auth/me
     python -m bench --quick            # short runs (figures are rough)
     python -m bench --only overhead --only peers
     python -m bench --note "laptop, on battery"
@@ -36,6 +37,7 @@ from bench.common import RESULTS
 
 #: Benchmarks in the order they run: the real deployment first, then the embedded ones.
 BENCHMARKS = ["real", "overhead", "peers", "scoping", "http_load", "rotation", "audit", "login_storm"]
+BENCHMARKS += ["workers"]  # serve --workers 1 against --workers 2 (bench/workers.py)
 #: Seconds allowed by default where the default (900, quick 300) is too short.
 LONG = {"real": 3600.0}
 ROOT = Path(__file__).resolve().parent.parent

@@ -88,9 +88,10 @@ def serve(host: str, port: int, *, run_migrations: bool, workers: int = 1) -> No
     import uvicorn
 
     settings = Settings.load()
-    if workers > 1 and settings.redis_url is None:
+    if workers > 1 and settings.redis_url is None and not settings.redis_cluster_nodes:
         raise ConfigurationError(
-            "--workers above 1 needs TENANTKIT_REDIS_URL: without it every process keeps its own "
+            "--workers above 1 needs TENANTKIT_REDIS_URL (or TENANTKIT_REDIS_CLUSTER_NODES): without it "
+            "every process keeps its own "
             "revocations, rate limits and lockouts, and a logout on one would not reach the others"
         )
     if run_migrations:
@@ -130,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--workers",
         type=positive_int,
         default=1,
-        help="server processes sharing the port (more than 1 needs TENANTKIT_REDIS_URL)",
+        help="server processes sharing the port (more than 1 needs Redis or a Redis Cluster)",
     )
     seeding = commands.add_parser("seed", help="apply migrations and add demo brands, users and products")
     seeding.add_argument("--no-migrate", action="store_true", help="do not apply pending migrations")

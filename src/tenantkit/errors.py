@@ -137,8 +137,16 @@ class ProblemError(TenantKitError):
         )
 
 
+#: Problem types are URIs under this base (RFC 9457 §3.1.1): ``<base><slug>``,
+#: e.g. ``https://tenantkit.readthedocs.io/problems/token-reuse``; the slug is
+#: the stable part a client matches on (the errors page lists them).
+PROBLEM_TYPE_BASE = "https://tenantkit.readthedocs.io/problems/"
+
+
 def _problem_type(slug: str) -> str:
-    return slug if slug == "about:blank" else f"urn:tenantkit:problem:{slug}"
+    if slug == "about:blank" or ":" in slug:
+        return slug
+    return f"{PROBLEM_TYPE_BASE}{slug}"
 
 
 class BadRequestError(ProblemError):

@@ -333,15 +333,20 @@ def identity_middleware(
     limiter: RateLimiter,
     directory: TenantDirectory,
     resolvers: list[TenantResolver],
+    optional_prefixes: Iterable[str] = (),
 ) -> Middleware:
     """The identity pass configured from ``settings``.
 
     ``optional_paths``: where a stale or foreign ``Authorization`` header is
-    ignored rather than refused (the public routes: sign-in, refresh...).
+    ignored rather than refused (the public routes: sign-in, refresh...);
+    ``optional_prefixes``: the same for every path under a prefix (``/scim/v2/``,
+    whose routes authenticate SCIM tokens themselves).
     """
     return Middleware(
         IdentityMiddleware,
-        authentication=Authentication(authenticator, access=access, optional_paths=optional_paths),
+        authentication=Authentication(
+            authenticator, access=access, optional_paths=optional_paths, optional_prefixes=optional_prefixes
+        ),
         rate_limits=RateLimits(
             limiter=limiter,
             auth=settings.rate_limit_auth,

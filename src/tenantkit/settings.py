@@ -205,6 +205,9 @@ class Settings(BaseSettings):
     public_base_url: str | None = None
     email_verification_ttl: int = Field(86400, ge=300)
 
+    # The administration console (tenantkit.console): where it is served; "" switches it off.
+    console_path: str = Field("/console", pattern=r"^(?:|(?:/[A-Za-z0-9._~-]+)+)$", max_length=200)
+
     @field_validator(
         "tenant_resolvers",
         "trusted_proxies",

@@ -1,7 +1,21 @@
-"""Fixtures for the example inventory app: the served app on both backends and two brands."""
+"""Fixtures for the example inventory app: the served app on both backends and two brands.
+
+**Live mode.** With ``TENANTKIT_TEST_BASE_URL`` set (e.g. ``http://127.0.0.1:8000``)
+the suite speaks HTTP to that running server instead of serving the app in
+process. The server's own ``TENANTKIT_*`` settings must be in the environment
+too (database URL, Redis or Redis Cluster, key prefix, JWT secret, pepper): the
+fixtures build a kit from them to seed data the way the in-process suite does
+(``create_user``) and to read the database directly (the ledger). Every test
+then runs once (``backend`` is ``"live"``), brands get unique names (the
+database is shared by the whole run), and tests marked ``in_process`` are
+deselected: they need this process's app or kit, or servers of their own.
+``tests/scale/test_example_suite_on_cluster.py`` runs it against
+``inventory-app serve --workers 2`` on a Redis Cluster.
+"""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -9,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from inventory_app.app import create_app, create_kit
 from tenantkit import Settings, TenantKit
@@ -17,6 +32,29 @@ from tenantkit.context import TenantRef
 from tests.helpers import serve
 
 PASSWORD = "correct horse battery"
+
+#: The running server the suite speaks to in live mode (``None``: in process).
+LIVE_URL = os.environ.get("TENANTKIT_TEST_BASE_URL") or None
+IN_PROCESS = "in_process"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{IN_PROCESS}: needs the app or kit in the test process, or servers of its own "
+        "(deselected when tests/example runs against TENANTKIT_TEST_BASE_URL)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In live mode, deselect this directory's ``in_process`` tests."""
+    if not LIVE_URL:
+        return
+    here = os.path.dirname(__file__)
+    dropped = [i for i in items if str(i.path).startswith(here) and i.get_closest_marker(IN_PROCESS)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [i for i in items if i not in dropped]
 
 
 @dataclass
@@ -32,10 +70,12 @@ class Brand:
 
 @dataclass
 class Example:
-    """The served inventory app, its kit and a client."""
+    """The served inventory app, its kit and a client (of a live server in live mode)."""
 
     client: httpx.AsyncClient
     kit: TenantKit
+    #: The app object (in live mode one built from the same settings, not served: for its routes).
+    app: Starlette | None = None
 
     async def login(self, email: str, password: str = PASSWORD) -> dict[str, str]:
         response = await self.client.post("/auth/login", json={"email": email, "password": password})
@@ -43,7 +83,9 @@ class Example:
         return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
     async def brand(self, name: str) -> Brand:
-        slug = name.lower()
+        if LIVE_URL:  # one database for the whole run: names (and so emails) must not repeat
+            name = f"{name} {uuid.uuid4().hex[:10]}"
+        slug = name.lower().replace(" ", "-")
         admin_email, user_email = f"admin@{slug}.example.com", f"user@{slug}.example.com"
         response = await self.client.post(
             "/auth/register", json={"email": admin_email, "password": PASSWORD, "tenant_name": name}
@@ -67,22 +109,50 @@ class Example:
         return dict(response.json())
 
 
-@pytest.fixture
-def example_kit_factory(settings_factory: Callable[..., Settings]) -> Callable[..., TenantKit]:
-    """Build the app's kit on the current backend (plugins from entry points off)."""
+@pytest.fixture(params=["live"] if LIVE_URL else ["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """SQLite + memory store and PostgreSQL + Redis; in live mode only ``"live"``: the server's."""
+    return str(request.param)
 
-    def make(**overrides: Any) -> TenantKit:
+
+@pytest.fixture
+def example_kit_factory(request: pytest.FixtureRequest, backend: str) -> Callable[..., TenantKit]:
+    """Build the app's kit on the current backend (plugins from entry points off).
+
+    In live mode the settings come from the environment: the live server's.
+    """
+    if backend == "live":
+
+        def make(**overrides: Any) -> TenantKit:
+            return create_kit(Settings.load(**overrides), autoload_plugins=False)
+
+        return make
+    settings_factory: Callable[..., Settings] = request.getfixturevalue("settings_factory")
+
+    def make_local(**overrides: Any) -> TenantKit:
         return create_kit(settings_factory(**overrides), autoload_plugins=False)
 
-    return make
+    return make_local
 
 
 @pytest.fixture
-async def example(example_kit_factory: Callable[..., TenantKit]) -> AsyncIterator[Example]:
-    """The inventory app served in process (its lifespan runs; the kit shuts down after)."""
+async def example(example_kit_factory: Callable[..., TenantKit], backend: str) -> AsyncIterator[Example]:
+    """The inventory app served in process (its lifespan runs; the kit shuts down after).
+
+    In live mode: a client of ``TENANTKIT_TEST_BASE_URL`` and a started kit on the server's settings.
+    """
     kit = example_kit_factory()
-    async with serve(create_app(kit)) as client:
-        yield Example(client, kit)
+    app = create_app(kit)
+    if backend != "live":
+        async with serve(app) as client:
+            yield Example(client, kit, app)
+        return
+    await kit.startup()
+    try:
+        async with httpx.AsyncClient(base_url=str(LIVE_URL), timeout=30, trust_env=False) as client:
+            yield Example(client, kit, app)
+    finally:
+        await kit.shutdown()
 
 
 @pytest.fixture

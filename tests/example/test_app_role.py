@@ -22,7 +22,8 @@ from tenantkit.db.rls import APP_ROLE
 from tests.example.conftest import Example
 from tests.helpers import serve
 
-pytestmark = pytest.mark.postgres
+# in_process: it serves the app as another database role, a deployment of its own.
+pytestmark = [pytest.mark.postgres, pytest.mark.in_process]
 
 
 @pytest.fixture

@@ -17,6 +17,9 @@ import pytest
 
 from tests.conftest import free_port
 
+# in_process: these start servers of their own (the embedded default), not the suite's server.
+pytestmark = pytest.mark.in_process
+
 LOGIN = re.compile(r"^\s+(\w+)\s+(ADMIN|USER)\s+(\S+@\S+)\s+password: (\S+)$", re.MULTILINE)
 
 

@@ -15,6 +15,9 @@ from tests.conftest import SECRET
 from tests.example import test_cli
 from tests.example.test_cli import LOGIN, run
 
+# in_process: these start servers of their own, not the suite's server.
+pytestmark = pytest.mark.in_process
+
 served = test_cli.served  # the real `inventory-app serve`, here with this module's `env`
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -26,20 +26,27 @@ SWAPPED = PNG[:16] + bytes(255 - b for b in PNG[16:])  # same size, same magic b
 ANNOUNCE = {"filename": "logo.png", "content_type": "image/png", "size": len(PNG), "visibility": "private"}
 
 
-@pytest.fixture(params=["local", "s3"])
-async def storage_example(
-    request: pytest.FixtureRequest, example_kit_factory: Callable[..., TenantKit]
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.in_process)])
+def storage_example(request: pytest.FixtureRequest, backend: str) -> Example:
+    """The example app on the local file store (the suite's ``example``), then on S3 (moto over HTTP).
+
+    ``backend`` is requested so that this fixture is parametrized by it like ``example``.
+    """
+    return cast("Example", request.getfixturevalue("example" if request.param == "local" else "s3_example"))
+
+
+@pytest.fixture
+async def s3_example(
+    example_kit_factory: Callable[..., TenantKit],
+    moto_endpoint: str,  # noqa: F811
 ) -> AsyncIterator[Example]:
-    """The example app on the local file store, then on S3 (moto over HTTP)."""
-    overrides: dict[str, Any] = {}
-    if request.param == "s3":
-        overrides = {
-            "s3_endpoint_url": request.getfixturevalue("moto_endpoint"),
-            "s3_bucket": f"tk-swap-{uuid.uuid4().hex[:12]}",
-            "s3_access_key": "testing",
-            "s3_secret_key": "testing",
-        }
-    kit = example_kit_factory(**overrides)
+    """The example app storing its files in a fresh bucket of the session's moto server."""
+    kit = example_kit_factory(
+        s3_endpoint_url=moto_endpoint,
+        s3_bucket=f"tk-swap-{uuid.uuid4().hex[:12]}",
+        s3_access_key="testing",
+        s3_secret_key="testing",
+    )
     async with serve(create_app(kit)) as client:
         yield Example(client, kit)
 

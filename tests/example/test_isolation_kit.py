@@ -1,13 +1,16 @@
 """The example app through tenantkit's own isolation kit: no route leaks across brands.
 
 Run like a user would (``--tenantkit-app=inventory_app.app:create_app``), here
-by overriding the factory fixture, on SQLite and on PostgreSQL + Redis.
+by overriding the factory fixture, on SQLite and on PostgreSQL + Redis. In live
+mode (``TENANTKIT_TEST_BASE_URL``) the same check runs against the live server,
+with the suite's ``example`` client and the routes of an app built on its settings.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
 from starlette.applications import Starlette
@@ -15,12 +18,30 @@ from starlette.applications import Starlette
 from inventory_app.app import create_app
 from tenantkit.testing import (  # noqa: F401  (the plugin's fixtures without -p tenantkit.testing)
     IsolationKit,
+    TenantPair,
     tenantkit_app,
     tenantkit_client,
     tenantkit_isolation,
     tenantkit_tenants,
 )
+from tenantkit.testing.isolation import register_tenant
 from tests.conftest import SECRET
+from tests.example.conftest import Example
+
+
+@pytest.fixture
+def isolation(request: pytest.FixtureRequest, backend: str) -> IsolationKit:
+    """The plugin's ``tenantkit_isolation``; in live mode the same check on the live server."""
+    name = "live_isolation" if backend == "live" else "tenantkit_isolation"
+    return cast("IsolationKit", request.getfixturevalue(name))
+
+
+@pytest.fixture
+async def live_isolation(example: Example) -> IsolationKit:
+    """Tenants ``a`` and ``b`` registered on the live server, and the app's routes."""
+    assert example.app is not None
+    a, b = await register_tenant(example.client, "a"), await register_tenant(example.client, "b")
+    return IsolationKit(example.app, example.client, TenantPair(a, b))
 
 
 @pytest.fixture
@@ -49,9 +70,9 @@ def tenantkit_settings(backend: str, request: pytest.FixtureRequest, tmp_path: P
     return settings
 
 
-async def test_no_route_of_the_example_app_leaks_across_brands(tenantkit_isolation: IsolationKit) -> None:  # noqa: F811
+async def test_no_route_of_the_example_app_leaks_across_brands(isolation: IsolationKit) -> None:
     # The webhook body the generator cannot guess (events must be a non-empty list).
-    report = await tenantkit_isolation.check(
+    report = await isolation.check(
         bodies={"POST /webhooks": {"url": "https://hooks.example.com/in", "events": ["order.*"]}}
     )
     print(report.summary())

@@ -12,6 +12,9 @@ from tenantkit.mail import MemoryMailer
 from tests.example.conftest import Example
 from tests.helpers import serve
 
+# in_process: it reads the outbox of a mailer in this process.
+pytestmark = pytest.mark.in_process
+
 
 @pytest.fixture
 async def mailed(settings_factory: Callable[..., Settings]) -> AsyncIterator[tuple[Example, MemoryMailer]]:

@@ -60,7 +60,8 @@ async def test_every_guarded_route_against_every_role(example: Example, acme: Br
         "ADMIN": acme.admin,
         "SUPER_ADMIN": await example.login("root@example.com", "root-password-1"),
     }
-    routes = guarded_routes(list(example.client._transport.app.routes))  # type: ignore[attr-defined]
+    assert example.app is not None
+    routes = guarded_routes(list(example.app.routes))
     paths = {path for _, path, _ in routes}
     # the matrix really covers both layers
     assert {"/products", "/orders", "/inventory", "/users", "/roles", "/admin/tenants", "/audit"} <= paths

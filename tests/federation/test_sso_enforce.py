@@ -47,7 +47,7 @@ async def _login(api: Api, email: str, tenant: str | None = None) -> Any:
 
 def _sso_required(response: Any) -> dict[str, object]:
     body = assert_problem(response, 403)
-    assert str(body["type"]).endswith(":sso-required"), body
+    assert str(body["type"]).endswith("/sso-required"), body
     assert "access_token" not in response.text and "mfa_token" not in response.text
     return body
 

@@ -65,6 +65,12 @@ INHERENT: dict[tuple[str, str], tuple[int, str]] = {
         400,
         "as for password-reset confirm: a well-formed verification token that is not live is a 400",
     ),
+    ("PUT", "/tenant/sso"): (
+        422,
+        "issuers and domains are checked by policy, not shape: an issuer must be an http(s) URL "
+        "of a public address (https outside development); a domain is IDNA-normalised and must not "
+        "be an IP literal, a wildcard or a public mail provider's: none of it is a JSON Schema shape",
+    ),
     ("POST", "/orders"): (
         422,
         "an order whose total (sum of quantity x price over its lines, at today's prices) exceeds "

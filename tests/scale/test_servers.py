@@ -9,68 +9,11 @@ process, whichever answers.
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
-
-import httpx
 import pytest
 
-from tests.conftest import free_port
-from tests.scale.conftest import log_tail, started, stop, wait_healthy
+from tests.scale.conftest import PASSWORD, Deployment
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
-
-PASSWORD = "correct horse battery"
-ROUNDS = 8  # requests per server for every check: both of A's processes answer some
-
-
-class Deployment:
-    """Clients of server A (``--workers 2``) and server B, without keep-alive."""
-
-    def __init__(self, a: str, b: str) -> None:
-        self.a, self.b = a, b
-        self.http = httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), timeout=15)
-
-    def call(self, base: str, method: str, path: str, token: str | None = None, **kw: Any) -> httpx.Response:
-        headers = kw.pop("headers", {})
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        return self.http.request(method, base + path, headers=headers, **kw)
-
-    def everywhere(self, path: str, token: str, expected: int) -> None:
-        """GET ``path`` ROUNDS times on each server: every answer is ``expected``."""
-        for base in (self.a, self.b):
-            statuses = [self.call(base, "GET", path, token).status_code for _ in range(ROUNDS)]
-            assert statuses == [expected] * ROUNDS, (base, path, statuses)
-
-    def login(self, base: str, email: str) -> str:
-        response = self.call(base, "POST", "/auth/login", json={"email": email, "password": PASSWORD})
-        assert response.status_code == 200, response.text
-        return str(response.json()["access_token"])
-
-
-@pytest.fixture
-def deployment(deployment_env: dict[str, str], tmp_path: Path) -> Iterator[Deployment]:
-    port_a, port_b = free_port(), free_port()
-    log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
-    serve = ("inventory_app.cli", "serve", "--host", "127.0.0.1")
-    with (
-        started(deployment_env, log_a, *serve, "--port", str(port_a), "--workers", "2") as a,
-        started(deployment_env, log_b, *serve, "--port", str(port_b), "--no-migrate") as b,
-    ):
-        base_a, base_b = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
-        wait_healthy(base_a, a, log_a)
-        wait_healthy(base_b, b, log_b)
-        found = Deployment(base_a, base_b)
-        try:
-            yield found
-        finally:
-            found.http.close()
-        # Both stop cleanly on SIGTERM (one uvicorn process re-raises the signal it shut down on).
-        assert stop(a) in (0, -signal.SIGTERM), log_tail(log_a)
-        assert stop(b) in (0, -signal.SIGTERM), log_tail(log_b)
 
 
 def test_logout_role_change_and_removal_reach_every_process(deployment: Deployment) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -66,11 +67,15 @@ def test_eviction_keeps_views_with_pending_events() -> None:
     assert "pending" in local.buckets and len(local) <= 4
 
 
-@pytest.fixture
-async def redis_stores(redis_url: str, redis_prefix: str) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
-    """Two clients on one prefix: two processes' view of one Redis."""
-    a = RedisStore.from_url(redis_url, prefix=redis_prefix)
-    b = RedisStore.from_url(redis_url, prefix=redis_prefix)
+@pytest.fixture(params=["redis", "cluster"])
+async def redis_stores(request: pytest.FixtureRequest) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
+    """Two clients on one prefix: two processes' view of one Redis (or of the private Redis Cluster)."""
+    if request.param == "cluster":  # the session's private cluster: a fresh prefix, no cleanup
+        nodes, prefix = request.getfixturevalue("redis_cluster").nodes.split(","), f"g{uuid.uuid4().hex[:8]}:"
+        a, b = RedisStore.from_cluster(nodes, prefix=prefix), RedisStore.from_cluster(nodes, prefix=prefix)
+    else:
+        url, prefix = request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
+        a, b = RedisStore.from_url(url, prefix=prefix), RedisStore.from_url(url, prefix=prefix)
     yield a, b
     await a.close()
     await b.close()

@@ -31,14 +31,22 @@ class Authentication:
         authenticator: Turns the ``Authorization`` header into the principal.
         access: Published in ``scope["state"]["access"]`` for the permission guards.
         optional_paths: Paths where an invalid token is ignored instead of refused.
+        optional_prefixes: Path prefixes where it is ignored too: routes that
+            authenticate a credential of their own (``/scim/v2/``: SCIM tokens).
     """
 
     def __init__(
-        self, authenticator: Authenticator, *, access: Any = None, optional_paths: Iterable[str] = ()
+        self,
+        authenticator: Authenticator,
+        *,
+        access: Any = None,
+        optional_paths: Iterable[str] = (),
+        optional_prefixes: Iterable[str] = (),
     ) -> None:
         self.authenticator = authenticator
         self.access = access
         self.optional_paths = frozenset(optional_paths)
+        self.optional_prefixes = tuple(optional_prefixes)
 
     async def __call__(self, scope: Scope, state: dict[str, Any]) -> Principal | None:
         """Set ``state["principal"]`` (and the context variable) from the credential.
@@ -68,7 +76,11 @@ class Authentication:
                 assert api_key is not None
                 principal = await self.authenticator.authenticate_api_key(api_key.strip(" \t"))
         except ProblemError as error:
-            if error.status == 401 and scope["path"] in self.optional_paths:
+            path = scope["path"]
+            if error.status == 401 and (
+                path in self.optional_paths
+                or (self.optional_prefixes and path.startswith(self.optional_prefixes))
+            ):
                 return None
             raise
         if principal.read_only and scope.get("method", "GET") not in _READS:

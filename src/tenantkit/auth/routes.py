@@ -35,6 +35,7 @@ from tenantkit.openapi.schemas import (
     AcceptedOut,
     JWKSOut,
     MembershipOut,
+    MyTenantPage,
     RegisterOut,
     SessionPage,
     TokenPairOut,
@@ -115,6 +116,7 @@ class AuthRoutes:
                 methods=["DELETE"],
                 name="auth:revoke-session",
             ),
+            Route(f"{p}/tenants", self.my_tenants, methods=["GET"], name="auth:tenants"),
             Route(f"{p}/switch-tenant", self.switch_tenant, methods=["POST"], name="auth:switch-tenant"),
             Route(
                 f"{p}/invitations/accept",
@@ -342,6 +344,23 @@ class AuthRoutes:
         await self.sessions.revoke_device(principal.user_id, session_id)
         response = Response(status_code=204)
         return self._clear_cookie(response) if session_id == principal.session_id else response
+
+    @describe(summary="The tenants the caller belongs to", response=MyTenantPage, tags=["auth"])
+    @requires_auth(session=True)
+    async def my_tenants(self, request: Request) -> Response:
+        principal = request_principal(request)
+        items = [
+            {
+                "id": str(tenant.id),
+                "slug": tenant.slug,
+                "name": tenant.name,
+                "role": role,
+                "status": tenant.status,
+                "current": tenant.id == principal.tenant_id,
+            }
+            for tenant, role in await self.tenancy.memberships_of(principal.user_id)
+        ]
+        return JSONResponse({"items": items, "next_cursor": None}, headers=NO_STORE)
 
     @describe(
         summary="A new token pair bound to another membership",

@@ -70,7 +70,7 @@ def local_file_routes(storage: LocalStorage) -> list[BaseRoute]:
                 411,
                 "Send the upload with a Content-Length header.",
                 title="Length Required",
-                type_="urn:tenantkit:problem:length-required",
+                type_="length-required",
             )
         if int(length) > grant.size:
             raise PayloadTooLargeError(f"The upload must be exactly {grant.size} bytes.")

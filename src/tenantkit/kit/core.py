@@ -266,6 +266,15 @@ class TenantKit:
             self.storage, self.database, url_ttl=s.file_url_ttl, on_uploaded=self._file_uploaded
         )
         self.webhooks = WebhookService.from_settings(self.database, s, jobs=self.jobs, events=self.events)
+
+        from tenantkit.scim.tokens import ScimTokens
+
+        self.scim_tokens = ScimTokens(
+            database=self.database,
+            store=self.store,
+            digest_key=self.keys.derive("scim-tokens"),
+            events=self.events,
+        )
         self.hook.tenantkit_register_tasks(kit=self)
         self._started = False
         self.hook.tenantkit_configure(kit=self)
@@ -304,6 +313,7 @@ class TenantKit:
                 limiter=self.rate_limiter,
                 directory=self.directory,
                 resolvers=resolvers,
+                optional_prefixes=("/scim/v2/",),  # SCIM routes check their own (SCIM) bearer token
             ),
         ]
 
@@ -348,6 +358,7 @@ class TenantKit:
         await self.roles.start()
         await self.mfa.start()
         await self.api_keys.start()
+        await self.scim_tokens.start()
         await self.accounts.start()
         await self.audit_log.start()
         await self.jobs.startup()
@@ -368,6 +379,7 @@ class TenantKit:
         await self.jobs.shutdown()
         await self.audit_log.stop()
         await self.api_keys.stop()
+        await self.scim_tokens.stop()
         await self.mfa.stop()
         await self.accounts.stop()
         await self.roles.stop()

@@ -84,7 +84,46 @@ def kit_routes(kit: TenantKit) -> list[BaseRoute]:
         *AuditRoutes(kit.audit_log).routes(),
         *job_routes(kit.jobs, kit.database, kit.events),
         *files,
+        *_scim_routes(kit),
+        *_console_routes(kit),
     ]
+
+
+def _scim_routes(kit: TenantKit) -> list[BaseRoute]:
+    """``/tenant/scim-tokens``, and ``/scim/v2`` when scim2-models (the ``scim`` extra) is installed."""
+    import importlib.util
+
+    from tenantkit.scim.token_routes import ScimTokenRoutes
+
+    depth = kit.settings.max_json_depth
+    routes = ScimTokenRoutes(kit.scim_tokens, max_json_depth=depth).routes()
+    if importlib.util.find_spec("scim2_models") is None:
+        return routes
+    from tenantkit.scim.routes import ScimRoutes
+    from tenantkit.scim.service import ScimDirectory
+
+    directory = ScimDirectory(database=kit.database, tenancy=kit.tenancy, roles=kit.roles, events=kit.events)
+    protocol = ScimRoutes(
+        tokens=kit.scim_tokens,
+        directory=directory,
+        tenants=kit.directory,
+        limiter=kit.rate_limiter,
+        token_rate=kit.settings.rate_limit_api,
+        failure_rate=kit.settings.rate_limit_auth,
+        max_json_depth=depth,
+    )
+    return [*routes, *protocol.routes()]
+
+
+def _console_routes(kit: TenantKit) -> list[BaseRoute]:
+    """The administration console at ``settings.console_path`` (none when it is empty)."""
+    if not kit.settings.console_path:
+        return []
+    from tenantkit.console import console_routes, panels_from_hook
+
+    return console_routes(
+        kit.settings.console_path, panels=panels_from_hook(kit.hook.tenantkit_console_panels())
+    )
 
 
 def _metrics_endpoint(kit: TenantKit) -> Any:

@@ -22,6 +22,8 @@ __all__ = [
     "JWKSOut",
     "MeOut",
     "MembershipOut",
+    "MyTenantOut",
+    "MyTenantPage",
     "Problem",
     "ProblemFieldError",
     "RegisterOut",
@@ -54,7 +56,7 @@ class Problem(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    type: str = Field(description='"about:blank" or a "urn:tenantkit:problem:..." identifier.')
+    type: str = Field(description='"about:blank" or "https://tenantkit.readthedocs.io/problems/<slug>".')
     title: str
     status: int
     detail: str
@@ -132,6 +134,24 @@ class SessionPage(BaseModel):
     """The caller's sessions."""
 
     items: list[SessionOut]
+    next_cursor: Cursor
+
+
+class MyTenantOut(BaseModel):
+    """A tenant the caller belongs to."""
+
+    id: str = Field(json_schema_extra={"format": "uuid"})
+    slug: str
+    name: str
+    role: str
+    status: str = Field(description="'active' or 'suspended' (a suspended tenant cannot be entered).")
+    current: bool = Field(description="The tenant this request's token is bound to.")
+
+
+class MyTenantPage(BaseModel):
+    """The caller's memberships, most recently used first."""
+
+    items: list[MyTenantOut]
     next_cursor: Cursor
 
 

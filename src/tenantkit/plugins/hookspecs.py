@@ -270,3 +270,22 @@ def tenantkit_on_federated_login(
     ``created`` when the account was made by this sign-in; ``linked`` when the
     identity was linked to an existing account by a verified email.
     """
+
+
+# --------------------------------------------------------------------------- #
+# The administration console
+# --------------------------------------------------------------------------- #
+
+
+@hookspec
+def tenantkit_console_panels() -> list[dict[str, Any]] | None:
+    """Return panels the plugin adds to the administration console (``/console``).
+
+    Each panel is ``{"id", "title", "script", "permission"?}``: ``id`` matches
+    ``[a-z0-9][a-z0-9_-]*``, ``script`` is the path of a JavaScript module file on
+    disk, served same-origin at ``{console_path}/assets/panels/{id}.js``. The console
+    imports it and calls its exported ``render(container, api)``; ``api`` is the
+    console's fetch helper (``api.get(path)``, ``api.send(method, path, body)``)
+    carrying the in-memory access token. With ``permission``, only users holding
+    that permission see the panel (the API still decides every request).
+    """

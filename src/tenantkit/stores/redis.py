@@ -193,6 +193,9 @@ class RedisStore:
     ) -> list[tuple[bool, float]]:
         """Add counts decided elsewhere to GCRA keys; one script call per key, pipelined.
 
+        On a Redis Cluster the calls go concurrently instead (each to the master
+        owning its key): redis-py refuses scripts in a cluster pipeline.
+
         Args:
             items: ``(key, count, limit, period, take)``: ``count`` events to add as is;
                 ``take`` also tries one more event, GCRA-checked.
@@ -210,6 +213,8 @@ class RedisStore:
         ]
         if len(calls) == 1:
             replies = [await self._reconcile(keys=calls[0][0], args=calls[0][1])]
+        elif self._cluster:  # redis-py refuses scripts in a cluster pipeline: concurrent calls, one per key
+            replies = await asyncio.gather(*(self._reconcile(keys=keys, args=args) for keys, args in calls))
         else:
             async with self._client.pipeline(transaction=False) as pipe:
                 for keys, args in calls:

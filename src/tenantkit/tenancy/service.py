@@ -124,6 +124,17 @@ class TenancyService(InvitationRules):
         async with self.database.session() as session:
             return list((await session.scalars(select(Tenant).order_by(Tenant.created_at))).all())
 
+    async def memberships_of(self, user_id: uuid.UUID) -> list[tuple[Tenant, str]]:
+        """The tenants ``user_id`` belongs to with their role in each, most recently used first."""
+        async with self.database.session() as session:
+            rows = await session.execute(
+                select(Tenant, Membership.role)
+                .join(Membership, Membership.tenant_id == Tenant.id)
+                .where(Membership.user_id == user_id)
+                .order_by(Membership.last_used_at.desc(), Tenant.slug)
+            )
+            return [(tenant, role) for tenant, role in rows.all()]
+
     async def is_operator(self, user_id: uuid.UUID) -> bool:
         """Whether ``user_id`` is a platform operator."""
         async with self.database.session() as session:
