@@ -15,16 +15,19 @@ from tenantkit.context import (
 from tenantkit.db import Base, Database
 from tenantkit.db.scoping import TenantScoped, unscoped
 from tenantkit.errors import (
+    AccountExistsError,
     AccountLockedError,
     AuthenticationError,
     BadRequestError,
     ConfigurationError,
     ConflictError,
     ExpiredTokenError,
+    FederatedLoginRefusedError,
     InvalidTokenError,
     MfaEnrollmentRequiredError,
     MissingDependencyError,
     NotFoundError,
+    OidcError,
     PermissionDeniedError,
     ProblemError,
     RateLimitedError,
@@ -55,6 +58,7 @@ from tenantkit.stores import MemoryStore, Store
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccountExistsError",
     "AccountLockedError",
     "AuthenticationError",
     "BadRequestError",
@@ -63,11 +67,13 @@ __all__ = [
     "ConflictError",
     "Database",
     "ExpiredTokenError",
+    "FederatedLoginRefusedError",
     "InvalidTokenError",
     "MemoryStore",
     "MfaEnrollmentRequiredError",
     "MissingDependencyError",
     "NotFoundError",
+    "OidcError",
     "PermissionDeniedError",
     "Principal",
     "ProblemError",

@@ -7,6 +7,7 @@ The tree (every class is importable from ``tenantkit``)::
     ├── MissingDependencyError      an optional extra is not installed
     └── ProblemError                an error with an HTTP meaning (problem+json)
         ├── BadRequestError             400 malformed JSON, invalid one-time token
+        │   └── OidcError               a federated sign-in could not be completed safely
         ├── UnsupportedMediaTypeError   415
         ├── PayloadTooLargeError        413
         ├── ValidationError             422, one entry per offending field
@@ -16,13 +17,15 @@ The tree (every class is importable from ``tenantkit``)::
         │   └── TokenReuseError
         ├── PermissionDeniedError       403
         │   ├── MfaEnrollmentRequiredError  the tenant requires 2FA the caller lacks
-        │   └── SsoRequiredError        the tenant signs this user in through its own SSO only
+        │   ├── SsoRequiredError        the tenant signs this user in through its own SSO only
+        │   └── FederatedLoginRefusedError  a plugin or the tenant's domains refused a federated sign-in
         ├── TenantError
         │   ├── TenantNotFoundError     404
         │   ├── TenantRequiredError     400
         │   └── TenantForbiddenError    403 (suspended, or not bound to the token)
         ├── NotFoundError               404
         ├── ConflictError               409
+        │   └── AccountExistsError      an account has this email; link the identity while signed in
         ├── AccountLockedError          423 (+ Retry-After)
         ├── RateLimitedError            429 (+ Retry-After)
         └── ServiceUnavailableError     503
@@ -43,16 +46,19 @@ from starlette.responses import Response
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 __all__ = [
+    "AccountExistsError",
     "AccountLockedError",
     "AuthenticationError",
     "BadRequestError",
     "ConfigurationError",
     "ConflictError",
     "ExpiredTokenError",
+    "FederatedLoginRefusedError",
     "InvalidTokenError",
     "MfaEnrollmentRequiredError",
     "MissingDependencyError",
     "NotFoundError",
+    "OidcError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "ProblemError",
@@ -206,6 +212,18 @@ class SsoRequiredError(PermissionDeniedError):
     type_slug = "sso-required"
 
 
+class FederatedLoginRefusedError(PermissionDeniedError):
+    """403: a federated sign-in was refused (a plugin said no, or an email outside the tenant's domains)."""
+
+    type_slug = "federated-login-refused"
+
+
+class OidcError(BadRequestError):
+    """400: an OpenID Connect sign-in could not be completed safely (state, code, ID token, provider)."""
+
+    type_slug = "oidc-failed"
+
+
 class TenantError(ProblemError):
     """Base for tenant resolution failures."""
 
@@ -228,6 +246,12 @@ class NotFoundError(ProblemError):
 
 class ConflictError(ProblemError):
     status, title, type_slug = 409, "Conflict", "conflict"
+
+
+class AccountExistsError(ConflictError):
+    """409: an account with this email exists and the identity may not be linked to it automatically."""
+
+    type_slug = "account-exists"
 
 
 class AccountLockedError(ProblemError):

@@ -8,6 +8,7 @@ Secrets are ``SecretStr``: they never appear in ``repr`` or logs.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,7 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, Settin
 
 from tenantkit.errors import ConfigurationError
 
-__all__ = ["RateLimit", "Settings"]
+__all__ = ["OidcProviderSettings", "RateLimit", "Settings"]
 
 MIN_SECRET_BYTES = 32
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(second|minute|hour|day)s?\s*$")
@@ -49,6 +50,40 @@ class RateLimit(pydantic.BaseModel):
             if self.period == seconds:
                 return f"{self.limit}/{unit}"
         return f"{self.limit}/{self.period}second"
+
+
+_PROVIDER_NAME = re.compile(r"^[a-z0-9-]{1,40}$")
+
+
+class OidcProviderSettings(pydantic.BaseModel):
+    """One platform OpenID Connect provider (an entry of ``TENANTKIT_OIDC_PROVIDERS``)."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    issuer: str
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _PROVIDER_NAME.match(value):
+            raise ValueError("provider names are 1-40 characters of [a-z0-9-]")
+        return value
+
+    @field_validator("issuer")
+    @classmethod
+    def _check_issuer(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("the issuer must be an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("scopes")
+    @classmethod
+    def _check_scopes(cls, value: list[str]) -> list[str]:
+        return value if "openid" in value else ["openid", *value]
 
 
 class Settings(BaseSettings):
@@ -161,6 +196,14 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
     mail_from: str = "tenantkit@localhost"
+
+    # Federated identity (OpenID Connect sign-in, tenant single sign-on)
+    oidc_providers: Annotated[list[OidcProviderSettings], NoDecode] = Field(default_factory=list)
+    oidc_redirect_allowlist: CommaList = Field(default_factory=list)
+    oidc_flow_ttl: int = Field(600, ge=60, le=3600)
+    oidc_http_timeout: float = Field(10.0, gt=0, le=60)
+    public_base_url: str | None = None
+    email_verification_ttl: int = Field(86400, ge=300)
 
     # The administration console (tenantkit.console): where it is served; "" switches it off.
     console_path: str = Field("/console", pattern=r"^(?:|(?:/[A-Za-z0-9._~-]+)+)$", max_length=200)
@@ -288,6 +331,46 @@ class Settings(BaseSettings):
         if info.data.get("s3_endpoint_url") and not value:
             raise ValueError("required when s3_endpoint_url is set")
         return value
+
+    @field_validator("oidc_providers", mode="before")
+    @classmethod
+    def _parse_providers(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else []
+            except json.JSONDecodeError:
+                raise ValueError("must be a JSON list of {name, issuer, client_id, client_secret}") from None
+        return value
+
+    @field_validator("oidc_providers")
+    @classmethod
+    def _unique_providers(cls, value: list[OidcProviderSettings]) -> list[OidcProviderSettings]:
+        names = [provider.name for provider in value]
+        if len(names) != len(set(names)):
+            raise ValueError("provider names must be unique")
+        return value
+
+    @field_validator("oidc_redirect_allowlist", mode="before")
+    @classmethod
+    def _split_federation_lists(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("oidc_redirect_allowlist")
+    @classmethod
+    def _check_allowlist(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if not entry.startswith(("https://", "http://")) or "@" in entry:
+                raise ValueError(f"{entry!r}: each entry must be an absolute http(s) URL or origin")
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _check_base_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an absolute http(s) URL")
+        return value.rstrip("/") if value else value
 
     @property
     def is_development(self) -> bool:

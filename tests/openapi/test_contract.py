@@ -61,6 +61,10 @@ INHERENT: dict[tuple[str, str], tuple[int, str]] = {
         "API.md: a well-formed code that is not the authenticator's current one is a 400 (wrong code); "
         "so is a confirmation before any setup: both are state",
     ),
+    ("POST", "/auth/email/verify/confirm"): (
+        400,
+        "as for password-reset confirm: a well-formed verification token that is not live is a 400",
+    ),
     ("PUT", "/tenant/sso"): (
         422,
         "issuers and domains are checked by policy, not shape: an issuer must be an http(s) URL "

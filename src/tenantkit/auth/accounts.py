@@ -85,15 +85,25 @@ class Accounts:
         self.profiles: SyncedCache[str | None] | None = (
             SyncedCache(store, "profiles", self._load_email, ttl=profile_ttl) if store is not None else None
         )
+        #: Whether each user's email is verified (``/auth/me``), invalidated with the profile.
+        self.verifications: SyncedCache[bool] | None = (
+            SyncedCache(store, "profiles-verified", self._load_verified, ttl=profile_ttl)
+            if store is not None
+            else None
+        )
 
     async def start(self) -> None:
         """Subscribe to profile invalidations (profiles are cached from then on)."""
         if self.profiles is not None:
             await self.profiles.start()
+        if self.verifications is not None:
+            await self.verifications.start()
 
     async def stop(self) -> None:
         if self.profiles is not None:
             await self.profiles.stop()
+        if self.verifications is not None:
+            await self.verifications.stop()
 
     async def register(
         self,
@@ -138,6 +148,17 @@ class Accounts:
         async with self.db.session() as session:
             return await session.scalar(select(User.email).where(User.id == uuid.UUID(key)))
 
+    async def email_verified(self, user_id: uuid.UUID) -> bool:
+        """Whether the user proved they read mail at their address (cached like the email)."""
+        if self.verifications is None:
+            return await self._load_verified(str(user_id))
+        return await self.verifications.get(str(user_id))
+
+    async def _load_verified(self, key: str) -> bool:
+        async with self.db.session() as session:
+            verified = await session.scalar(select(User.email_verified_at).where(User.id == uuid.UUID(key)))
+        return verified is not None
+
     async def profile_changed(self, *user_ids: uuid.UUID) -> None:
         """Drop the cached profiles of ``user_ids`` in every process.
 
@@ -147,6 +168,8 @@ class Accounts:
         """
         if self.profiles is not None and user_ids:
             await self.profiles.invalidate(*(str(user_id) for user_id in user_ids))
+        if self.verifications is not None and user_ids:
+            await self.verifications.invalidate(*(str(user_id) for user_id in user_ids))
 
     async def change_password(self, principal: Principal, current: str, new: str, *, ip: str | None) -> None:
         """Change the password; the user's other sessions end.
@@ -228,7 +251,10 @@ class Accounts:
             assert user is not None
             user.password_hash = new_hash
             user.password_changed_at = now
+            if user.email_verified_at is None:  # the token reached their mailbox
+                user.email_verified_at = now
             email = user.email
+        await self.profile_changed(used.user_id)
         await self.sessions.lockout.clear(email)
         await self.sessions.logout_all(used.user_id, reason="password_reset")
         self.events.security("password.reset", data={"user_id": str(used.user_id)})

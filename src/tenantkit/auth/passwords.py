@@ -32,10 +32,19 @@ import bcrypt
 
 from tenantkit.errors import ServiceUnavailableError
 
-__all__ = ["MAX_PASSWORD_BYTES", "PasswordHasher"]
+__all__ = [
+    "MAX_PASSWORD_BYTES",
+    "UNUSABLE_PASSWORD_PREFIX",
+    "PasswordHasher",
+    "is_usable_password",
+    "unusable_password",
+]
 
 MAX_PASSWORD_BYTES = 1024
 _DEFAULT_PEPPER = b"tenantkit-password-v1"
+#: Marks the ``password_hash`` of an account that has no password (it signs in
+#: through an identity provider): no input ever verifies against it.
+UNUSABLE_PASSWORD_PREFIX = "!"
 _T = TypeVar("_T")
 
 
@@ -186,3 +195,15 @@ class PasswordHasher:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False)
+
+
+def unusable_password() -> str:
+    """A ``password_hash`` that never verifies (an account created by a federated sign-in)."""
+    import secrets
+
+    return UNUSABLE_PASSWORD_PREFIX + secrets.token_urlsafe(32)
+
+
+def is_usable_password(hashed: str | None) -> bool:
+    """Whether ``hashed`` is a real password hash (not :func:`unusable_password`)."""
+    return bool(hashed) and not str(hashed).startswith(UNUSABLE_PASSWORD_PREFIX)

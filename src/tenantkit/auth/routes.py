@@ -296,6 +296,7 @@ class AuthRoutes:
             {
                 "id": str(principal.user_id),
                 "email": email,
+                "email_verified": await self.accounts.email_verified(principal.user_id),
                 "tenant": _tenant_json(tenant),
                 "role": role,
                 "permissions": sorted(permissions),
@@ -396,6 +397,7 @@ class AuthRoutes:
         principal = request_principal(request)
         body = await parse_body(request, AcceptInvitationIn, max_depth=self.depth)
         tenant, role = await self.tenancy.accept_invitation(principal.user_id, body.invite_token)
+        await self.accounts.profile_changed(principal.user_id)  # the email is verified now
         return JSONResponse(
             {"tenant": _tenant_json(tenant), "user_id": str(principal.user_id), "role": role}, 200
         )

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantkit.auth import refresh as rt
 from tenantkit.auth.lockout import Lockout
 from tenantkit.auth.mfa import Challenge, TwoFactor
-from tenantkit.auth.passwords import PasswordHasher
+from tenantkit.auth.passwords import PasswordHasher, is_usable_password
 from tenantkit.auth.revocation import RevocationList
 from tenantkit.auth.rotation import Rotation, as_utc
 from tenantkit.auth.tokens import AccessTokens, TokenPair
@@ -115,7 +115,9 @@ class Sessions(Rotation):
             raise
         async with self.db.session() as session:
             user = await session.scalar(select(User).where(User.email == email))
-        stored = user.password_hash if user is not None and user.is_active else None
+        # No password (federated-only account): the dummy check, so timing tells nothing.
+        usable = user is not None and user.is_active and is_usable_password(user.password_hash)
+        stored = user.password_hash if usable and user is not None else None
         if await self.hasher.verify(password, stored):
             assert user is not None
             await self.lockout.succeeded(email)
@@ -158,6 +160,35 @@ class Sessions(Rotation):
                 )
         return await self._sign_in(user.id, email, tenant, ip, user_agent)
 
+    async def sign_in_federated(
+        self,
+        user_id: uuid.UUID,
+        email: str,
+        tenant: TenantRef | None,
+        *,
+        ip: str | None,
+        user_agent: str,
+    ) -> TokenPair | Challenge:
+        """Start a session for a user an identity provider vouched for (no password step).
+
+        The tenant rules are the password sign-in's (a membership, an active
+        tenant), and so is the second factor: an enrolled user gets the same
+        :class:`Challenge` as :meth:`login` returns.
+        """
+        if self.mfa is not None and await self.mfa.enrolled(user_id):
+            async with self.db.session() as session:
+                target, _ = await self._admit(session, user_id, email, tenant, ip)
+            return await self.mfa.begin(
+                {
+                    "user_id": str(user_id),
+                    "email": email,
+                    "tenant_id": str(target.id),
+                    "ip": ip,
+                    "federated": True,
+                }
+            )
+        return await self._sign_in(user_id, email, tenant, ip, user_agent)
+
     async def complete_second_factor(
         self, token: str, *, code: str | None, recovery_code: str | None, ip: str | None, user_agent: str
     ) -> TokenPair:
@@ -170,8 +201,9 @@ class Sessions(Rotation):
             raise AuthenticationError("Unknown or expired sign-in challenge.")
         data = await self.mfa.answer(token, code=code, recovery_code=recovery_code)
         tenant = TenantRef(id=uuid.UUID(data["tenant_id"]), slug="")
-        # SSO may have been enforced between the password and the code.
-        await self._check_password_policy(tenant.id, "", uuid.UUID(data["user_id"]), data["email"])
+        # SSO may have been enforced between the password and the code (a federated sign-in is SSO).
+        if not data.get("federated"):
+            await self._check_password_policy(tenant.id, "", uuid.UUID(data["user_id"]), data["email"])
         return await self._sign_in(uuid.UUID(data["user_id"]), data["email"], tenant, ip, user_agent)
 
     async def _check_password_policy(

@@ -228,6 +228,36 @@ class TenantKit:
         )
         self.sessions.password_policy = self.sso.password_login_allowed
 
+        # Federated identity: OpenID Connect sign-in, tenants' single sign-on, email verification.
+        from tenantkit.federation.flow import FlowStore
+        from tenantkit.federation.oidc import OidcClient
+        from tenantkit.federation.signin import FederatedSignIn
+        from tenantkit.federation.verification import EmailVerification
+
+        self.oidc_client = OidcClient(timeout=s.oidc_http_timeout, allow_hosts=s.sso_allow_hosts)
+        self.oidc_flows = FlowStore(self.store, self.keys.derive("oidc-flows"), ttl=s.oidc_flow_ttl)
+        self.federated_signin = FederatedSignIn(
+            database=self.database,
+            sessions=self.sessions,
+            tenancy=self.tenancy,
+            directory=self.directory,
+            events=self.events,
+            send_mail=self.outbox,
+        )
+        self.email_verification = EmailVerification(
+            database=self.database,
+            store=self.store,
+            key=self.keys.derive("email-verification"),
+            send_mail=self.outbox,
+            accounts=self.accounts,
+            events=self.events,
+            ttl=s.email_verification_ttl,
+        )
+        from tenantkit.federation.base import TenantProviders
+
+        #: Tenants' single sign-on providers (``/auth/sso/*``); ``None`` answers 404 there.
+        self.tenant_providers: TenantProviders | None = self.sso
+
         from tenantkit.files import FileService, create_storage
         from tenantkit.webhooks import WebhookService
 

@@ -45,6 +45,19 @@ def kit_routes(kit: TenantKit) -> list[BaseRoute]:
         background=kit.background,
     )
     files = local_file_routes(kit.storage) if isinstance(kit.storage, LocalStorage) else []
+    from tenantkit.federation.routes import FederationRoutes
+
+    federation = FederationRoutes(
+        kit.settings,
+        client=kit.oidc_client,
+        flows=kit.oidc_flows,
+        signin=kit.federated_signin,
+        verification=kit.email_verification,
+        rate_limiter=kit.rate_limiter,
+        events=kit.events,
+        pair_response=auth.pair_response,
+        tenant_providers=kit.tenant_providers,
+    )
     return [
         Route(
             "/health",
@@ -60,6 +73,7 @@ def kit_routes(kit: TenantKit) -> list[BaseRoute]:
         *TenantRoutes(kit.tenancy, max_json_depth=depth).routes(),
         *SsoRoutes(kit.sso, max_json_depth=depth).routes(),
         *ApiKeyRoutes(kit.api_keys, max_json_depth=depth).routes(),
+        *federation.routes(),
         *ImpersonationRoutes(
             Impersonation(database=kit.database, tokens=kit.tokens, events=kit.events),
             max_json_depth=depth,

@@ -110,6 +110,7 @@ class MeOut(BaseModel):
 
     id: str = Field(json_schema_extra={"format": "uuid"})
     email: str | None
+    email_verified: bool = Field(False, description="The user proved they read mail at this address.")
     tenant: TenantSummary
     role: str
     permissions: list[str]

@@ -235,6 +235,44 @@ def tenantkit_on_webhook_dead_lettered(endpoint_id: str, event_id: str, error: s
 
 
 # --------------------------------------------------------------------------- #
+# Federated identity (OpenID Connect sign-in, tenant single sign-on)
+# --------------------------------------------------------------------------- #
+
+
+@hookspec(firstresult=True)
+def tenantkit_authorize_federated_login(
+    provider: str, claims: dict[str, Any], user_id: str | None
+) -> bool | str | None:
+    """Decide whether a federated sign-in (or link) may go on, before anything is created.
+
+    Args:
+        provider: The provider's name (``google``), or ``sso:<tenant slug>``.
+        claims: The ID token's claims (and userinfo's), already verified.
+        user_id: The account it resolves to, or ``None`` for a new account.
+
+    Returns:
+        ``False`` or a reason (a string, shown in the 403) to refuse; ``None``
+        or ``True`` to let it through.
+    """
+
+
+@hookspec(firstresult=True)
+def tenantkit_map_federated_role(provider: str, claims: dict[str, Any], tenant_id: str) -> str | None:
+    """The role a new single sign-on member gets in ``tenant_id`` (``None``: ``USER``)."""
+
+
+@hookspec
+def tenantkit_on_federated_login(
+    user_id: str, provider: str, tenant_id: str | None, created: bool, linked: bool
+) -> None:
+    """A federated sign-in started a session (or a second-factor challenge).
+
+    ``created`` when the account was made by this sign-in; ``linked`` when the
+    identity was linked to an existing account by a verified email.
+    """
+
+
+# --------------------------------------------------------------------------- #
 # The administration console
 # --------------------------------------------------------------------------- #
 

@@ -257,6 +257,13 @@ class InvitationRules(TenancyCore):
             if email is None:
                 raise NotFoundError(DEAD_INVITATION)
             tenant, role = await self._consume(uow.session, token, email, None)
+            # The invitation was mailed to this address: it is verified now.
+            await uow.session.execute(
+                update(User)
+                .where(User.id == user_id, User.email_verified_at.is_(None))
+                .values(email_verified_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
             if await uow.session.get(Membership, (tenant.id, user_id)) is not None:
                 raise ConflictError("You are already a member of this tenant.")
             if tenant.status != "active":

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantkit.context import TenantRef
+from tenantkit.db.base import utcnow
 from tenantkit.db.engine import UnitOfWork
 from tenantkit.db.models import Membership, Tenant, User
 from tenantkit.errors import (
@@ -210,6 +211,13 @@ class TenancyService(InvitationRules):
         if invite_token is not None:
             found, role = await self._consume(session, invite_token, email, tenant)
             action, via = "membership.joined", "invitation"
+            # The invitation was mailed to this address: it is verified.
+            await session.execute(
+                update(User)
+                .where(User.id == user_id)
+                .values(email_verified_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
         elif tenant_name is not None:
             found = Tenant(name=tenant_name, slug=await self._free_slug(session, tenant_name))
             session.add(found)
