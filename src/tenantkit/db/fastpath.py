@@ -18,7 +18,7 @@ from sqlalchemy.sql import Executable
 from tenantkit.db.engine import Database
 from tenantkit.errors import ServiceUnavailableError
 
-__all__ = ["FastStatement", "Runner", "fetchrow", "transaction"]
+__all__ = ["FastStatement", "Runner", "driver_args", "fetchrow", "lost_connection", "transaction"]
 
 
 class FastStatement:
@@ -69,14 +69,19 @@ class Runner(Protocol):
         """Run the statement."""
 
 
+def driver_args(statement: FastStatement, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """The asyncpg SQL text and positional arguments of ``statement`` with ``params``."""
+    sql, order, literals = statement.asyncpg()
+    return sql, [params[name] if name in params else literals[name] for name in order]
+
+
 class _DriverRunner:
     def __init__(self, connection: Any) -> None:
         self.connection = connection
 
     @staticmethod
     def _args(statement: FastStatement, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
-        sql, order, literals = statement.asyncpg()
-        return sql, [params[name] if name in params else literals[name] for name in order]
+        return driver_args(statement, params)
 
     async def fetchrow(self, statement: FastStatement, params: Mapping[str, Any]) -> Sequence[Any] | None:
         sql, args = self._args(statement, params)
@@ -103,7 +108,8 @@ class _CoreRunner:
 _LOST_CONNECTION: tuple[type[BaseException], ...] | None = None
 
 
-def _lost_connection() -> tuple[type[BaseException], ...]:
+def lost_connection() -> tuple[type[BaseException], ...]:
+    """The driver errors that mean the connection is gone (invalidate it; answer 503)."""
     global _LOST_CONNECTION
     if _LOST_CONNECTION is None:
         import asyncpg  # type: ignore[import-untyped]
@@ -132,7 +138,7 @@ async def fetchrow(
         raw = await connection.get_raw_connection()
         try:
             return await _DriverRunner(raw.driver_connection).fetchrow(statement, params)
-        except _lost_connection() as exc:
+        except lost_connection() as exc:
             await connection.invalidate(exc)  # never hand this connection out again
             raise ServiceUnavailableError("The database is unavailable; try again shortly.") from exc
 
@@ -150,6 +156,6 @@ async def transaction(database: Database) -> AsyncIterator[Runner]:
         try:
             async with driver.transaction():
                 yield _DriverRunner(driver)
-        except _lost_connection() as exc:
+        except lost_connection() as exc:
             await connection.invalidate(exc)  # never hand this connection out again
             raise ServiceUnavailableError("The database is unavailable; try again shortly.") from exc
