@@ -215,5 +215,10 @@ def _engine_options(url: str, settings: Settings | None, extra: dict[str, Any]) 
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout,
         )
+        if url.startswith("postgresql+asyncpg"):
+            # The hot statements run prepared: asyncpg's cache serves tenantkit's driver-level
+            # statements (rotation, ScopedRead), SQLAlchemy's serves everything through the ORM.
+            cache = settings.db_statement_cache_size
+            options["connect_args"] = {"statement_cache_size": cache, "prepared_statement_cache_size": cache}
     options.update(extra)
     return options
