@@ -221,8 +221,13 @@ def measure() -> dict[str, Any]:
                     f"tenantkit {label}", app.url + app_path, script, seeded["token"], seeded["refresh"]
                 )
                 theirs = Contender(f"{peer_label} {label}", bare.url + bare_path, script, chains=bare_tokens)
-                for contender in (mine, theirs):  # warm-up
-                    contender.drive(scaled(3, 1), record=False)
+                for contender in (mine, theirs):  # warm-up; every request must succeed
+                    warm = contender.drive(scaled(3, 1), record=False)
+                    if warm.non2xx or warm.socket_errors or not warm.requests:
+                        raise RuntimeError(
+                            f"{contender.name}: {warm.non2xx} non-2xx responses and {warm.socket_errors} "
+                            f"socket errors in {warm.requests} requests during warm-up; fix the driver first"
+                        )
                 pairs.append((label, peer_label, target, mine, theirs))
             for _ in range(rounds):
                 for *_, mine, theirs in pairs:
@@ -373,8 +378,16 @@ def run() -> dict[str, Any] | None:
     results = measure()
     heads = headlines(results)
     results["headlines"] = heads
+    failed = {
+        f"{side} {c['label']}": c[key]["non2xx"] + c[key]["socket_errors"]
+        for c in results["comparisons"]
+        for side, key in (("tenantkit", "tenantkit"), (c["peer_label"], "peer"))
+    }
+    results["failed_requests"] = failed
     results["targets_line"] = targets_line(heads)
     show(results)
+    bad = {name: count for name, count in failed.items() if count}
+    print(f"  non-2xx or failed requests: {bad if bad else 'none'}")
     series = [
         {"label": f"{side} {c['label']}", "value": c[key]["rps"], "unit": "/s"}
         for c in results["comparisons"]
