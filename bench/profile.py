@@ -26,17 +26,63 @@ from typing import Any
 from bench.common import PG_ADMIN_URL, request_driver
 from bench.real_setup import REDIS_URL, SECRET, Server, seed, throwaway
 
-DEFAULT_PATHS = ["/auth/me", "/products?limit=20"]
+DEFAULT_PATHS = ["/auth/me", "/products?limit=20", "/auth/refresh"]
 
 
-async def _profile(config: dict[str, Any], token: str, paths: list[str], requests: int, top: int) -> None:
+def rotation_driver(app: Any, refresh_token: str) -> Any:
+    """``POST /auth/refresh`` in a chain: each request presents the token the previous one got."""
+    import orjson
+
+    from bench.common import scope_for
+
+    template = scope_for("/auth/refresh", [(b"content-type", b"application/json")], method="POST")
+    token = refresh_token
+
+    async def one() -> int:
+        nonlocal token
+        status, body = 0, b""
+        sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {
+                "type": "http.request",
+                "body": orjson.dumps({"refresh_token": token}),
+                "more_body": False,
+            }
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status, body
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                body += message.get("body", b"")
+
+        await app(dict(template), receive, send)
+        if status == 200:
+            token = orjson.loads(body)["refresh_token"]
+        return status
+
+    return one
+
+
+async def _profile(
+    config: dict[str, Any], token: str, refresh: str, paths: list[str], requests: int, top: int
+) -> None:
     from bench.real_servers import example_app
 
     app = example_app(config)
     headers = [(b"authorization", f"Bearer {token}".encode())]
     async with app.router.lifespan_context(app):
         for path in paths:
-            one = request_driver(app, path, headers)
+            one = (
+                rotation_driver(app, refresh)
+                if path == "/auth/refresh"
+                else request_driver(app, path, headers)
+            )
             for _ in range(200):  # warm-up: caches, prepared statements, pool
                 status = await one()
                 if status != 200:
@@ -85,7 +131,9 @@ def main() -> None:
             seeded = seed(server, 0, products=25)
         finally:
             server.stop()
-        asyncio.run(_profile(config, seeded["token"], args.paths, args.requests, args.top))
+        asyncio.run(
+            _profile(config, seeded["token"], seeded["probe_refresh"], args.paths, args.requests, args.top)
+        )
 
 
 if __name__ == "__main__":
