@@ -9,6 +9,7 @@ setting ends with the statement.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import cast
@@ -23,6 +24,7 @@ from tenantkit.db.engine import Database
 from tenantkit.db.rls import APP_ROLE
 from tenantkit.errors import TenantScopeError
 from tenantkit.tenancy import ScopedRead
+from tests.helpers import record_queries
 
 pytestmark = pytest.mark.postgres
 
@@ -128,3 +130,12 @@ async def test_no_tenant_is_refused(app_db: Database) -> None:
 def test_a_statement_without_the_tenant_parameter_is_refused() -> None:
     with pytest.raises(ValueError, match="tenant_id"):
         ScopedRead(select(PRODUCTS.c.id))
+
+
+async def test_a_read_sends_one_query(app_db: Database, tenants: list[uuid.UUID]) -> None:
+    sent = record_queries(app_db)
+    with tenant_context(TenantRef(id=tenants[2], slug="")):
+        assert len(await PAGE.rows(app_db, {"limit": 3})) == 3
+    await asyncio.sleep(0.05)  # asyncpg's query loggers run through call_soon
+    assert [len(queries) for queries in sent.values()] == [1], dict(sent)
+    assert "tenantkit_rls" in next(iter(sent.values()))[0]
