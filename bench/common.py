@@ -74,6 +74,7 @@ def scaled(full: int, small: int) -> int:
 def scope_for(
     path: str, headers: list[tuple[bytes, bytes]] | None = None, method: str = "GET"
 ) -> dict[str, Any]:
+    path, _, query = path.partition("?")  # the query string is not part of the path
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -83,7 +84,7 @@ def scope_for(
         "path": path,
         "raw_path": path.encode(),
         "root_path": "",
-        "query_string": b"",
+        "query_string": query.encode(),
         "headers": [(b"host", b"bench"), *(headers or [])],
         "client": ("127.0.0.1", 12345),
         "server": ("bench", 80),

@@ -163,6 +163,11 @@ def _side(side: dict[str, Any]) -> str:
     return f"{number(side['rps'])}/s · p50 {number(side['p50_ms'])} ms · p99 {number(side['p99_ms'])} ms"
 
 
+def _rounds(comparison: dict[str, Any]) -> str:
+    ratios = comparison.get("round_ratios") or []
+    return f" (rounds: {', '.join(f'{r:.2f}' for r in ratios)})" if len(ratios) > 1 else ""
+
+
 def real_rows(data: dict[str, Any] | None, status: str) -> list[str]:
     """The real deployment's table: one row per target."""
     rows = [
@@ -178,7 +183,7 @@ def real_rows(data: dict[str, Any] | None, status: str) -> list[str]:
         rows.append(
             f"| {comparison['label']} | {_side(comparison['tenantkit'])} | "
             f"{comparison['peer_label']}: {_side(comparison['peer'])} | "
-            f"{with_unit(head['ratio'], '×')} | {target} | {outcome} |"
+            f"{with_unit(head['ratio'], '×')}{_rounds(comparison)} | {target} | {outcome} |"
         )
     storm, rss = data.get("login_storm"), data.get("rss")
     if storm and len(heads) > 3:
@@ -241,7 +246,8 @@ def markdown(results: dict[str, dict[str, Any]], run: dict[str, Any]) -> str:
             f"*One uvicorn worker per server (uvloop: {'yes' if server.get('uvloop') else 'no'}, "
             f"httptools: {'yes' if server.get('httptools') else 'no'}), wrk with "
             f"{real.get('connections')} connections ({real.get('rotation_chains')} rotation chains), "
-            f"{real.get('rounds')} interleaved round(s) of {real.get('round_seconds'):g} s, medians.*",
+            f"{real.get('rounds')} interleaved round(s) of {real.get('round_seconds'):g} s, medians; "
+            "each ratio is the median of the rounds' ratios.*",
             "",
         ]
     lines += real_rows(real, outcomes.get("real", {}).get("status", "missing"))

@@ -86,3 +86,22 @@ async def eventually(probe: Any, expected: int, *, timeout: float = 2.0) -> Any:
         if response.status_code == expected or time.monotonic() > deadline:
             return response
         await asyncio.sleep(0.005)
+
+
+def record_queries(database: Any) -> dict[int, list[str]]:
+    """Queries sent per driver connection from now on (asyncpg query loggers, attached at checkout)."""
+    from collections import defaultdict
+
+    from sqlalchemy import event
+
+    sent: dict[int, list[str]] = defaultdict(list)
+    hooked: set[int] = set()
+
+    def checkout(_dbapi: Any, entry: Any, _proxy: Any) -> None:
+        driver = entry.driver_connection
+        if id(driver) not in hooked:
+            hooked.add(id(driver))
+            driver.add_query_logger(lambda record: sent[id(driver)].append(record.query))
+
+    event.listen(database.engine.sync_engine, "checkout", checkout)
+    return sent

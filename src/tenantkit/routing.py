@@ -26,19 +26,22 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel
-from starlette.routing import BaseRoute, Match, Mount, Route, compile_path
-from starlette.types import Scope
+from starlette._utils import get_route_path
+from starlette.routing import BaseRoute, Match, Mount, Route, Router, WebSocketRoute, compile_path
+from starlette.types import Receive, Scope, Send
 
 from tenantkit.errors import ConfigurationError
 
 __all__ = [
     "DESCRIPTION_ATTRIBUTE",
     "GUARD_ATTRIBUTE",
+    "RouteDispatch",
     "RouteEntry",
     "RouteSpec",
     "RouteTable",
     "allowed_methods",
     "check_routes",
+    "compile_router",
     "public_paths",
     "route_spec",
     "walk_routes",
@@ -320,3 +323,107 @@ def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> list[str]:
 
     visit(routes, scope)
     return sorted(found)
+
+
+def _first_segment(route: BaseRoute) -> str | None:
+    """The literal first path segment every path ``route`` can match starts with (``None``: any)."""
+    if isinstance(route, Route | WebSocketRoute) or (isinstance(route, Mount) and route.path):
+        segment = route.path[1:].partition("/")[0]
+    else:  # a Mount at the root, a Host, anything else: may match any path
+        return None
+    return None if "{" in segment else segment
+
+
+class RouteDispatch:
+    """A router's routes precompiled: Starlette's matching, tried only where it can match.
+
+    Starlette's router asks every route in turn whether it matches. This keeps
+    its rules (the first full match wins, else the first partial match, which is
+    how a wrong method becomes a 405; ``Mount``, path parameters, ``url_for``,
+    the redirect of a missing or extra trailing slash, the 404 all unchanged)
+    but asks only the routes that can match the path, in their order:
+
+    - a path some route spells out in full (``/auth/me``) goes straight to the
+      routes whose pattern matches it, found when the table is built;
+    - any other path to the routes whose first segment is the path's first
+      segment, plus those that may match anything (a first segment with a
+      parameter, a root ``Mount``, a ``Host``).
+
+    When none matches, the router itself answers (trailing-slash redirect, 404).
+    Rebuilt when routes are added to the router afterwards.
+
+    Args:
+        router: The router (``app.router``) whose routes to dispatch.
+    """
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self._build()
+
+    def _build(self) -> None:
+        routes = list(self.router.routes)
+        self._count = len(routes)
+        firsts = [_first_segment(route) for route in routes]
+        anywhere = [route for route, first in zip(routes, firsts, strict=True) if first is None]
+        self._buckets: dict[str, list[BaseRoute]] = {}
+        for first in {f for f in firsts if f is not None}:
+            self._buckets[first] = [r for r, f in zip(routes, firsts, strict=True) if f is None or f == first]
+        self._anywhere = anywhere
+        self._exact: dict[str, list[BaseRoute]] = {}
+        for route in routes:
+            if isinstance(route, Route | WebSocketRoute) and "{" not in route.path:
+                path = route.path
+                bucket = self._buckets.get(path[1:].partition("/")[0], anywhere)
+                self._exact[path] = [r for r in bucket if _may_match(r, path)]
+
+    def candidates(self, route_path: str) -> list[BaseRoute]:
+        """The routes that may match ``route_path``, in the router's order."""
+        exact = self._exact.get(route_path)
+        if exact is not None:
+            return exact
+        return self._buckets.get(route_path[1:].partition("/")[0], self._anywhere)
+
+    def select(self, scope: Scope) -> tuple[BaseRoute | None, Scope]:
+        """The route Starlette's router would hand ``scope`` to and its child scope (``None``: no match)."""
+        if len(self.router.routes) != self._count:
+            self._build()
+        partial: BaseRoute | None = None
+        partial_scope: Scope = {}
+        for route in self.candidates(get_route_path(scope)):
+            match, child_scope = route.matches(scope)
+            if match is Match.FULL:
+                return route, child_scope
+            if match is Match.PARTIAL and partial is None:
+                partial, partial_scope = route, child_scope
+        return partial, partial_scope
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.router.app(scope, receive, send)
+            return
+        route, child_scope = self.select(scope)
+        if route is None:  # the router's own answer: a trailing-slash redirect or 404
+            await self.router.app(scope, receive, send)
+            return
+        if "router" not in scope:
+            scope["router"] = self.router
+        scope["route"] = route
+        scope.update(child_scope)
+        await route.handle(scope, receive, send)
+
+
+def _may_match(route: BaseRoute, path: str) -> bool:
+    regex = getattr(route, "path_regex", None)
+    return regex is None or regex.match(path) is not None
+
+
+def compile_router(router: Router) -> RouteDispatch:
+    """Dispatch ``router``'s requests through a :class:`RouteDispatch` (once its routes are in place).
+
+    Installed by :meth:`tenantkit.TenantKit.build_app`; a router with router-level
+    middleware keeps its own matching.
+    """
+    dispatch = RouteDispatch(router)
+    if router.middleware_stack == router.app:
+        router.middleware_stack = dispatch
+    return dispatch

@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     db_pool_timeout: float = Field(10.0, gt=0)
     db_echo: bool = False
     db_pool_pre_ping: bool = False
+    #: Prepared statements kept per connection (asyncpg's cache and SQLAlchemy's); 0 turns caching off
+    #: (needed behind PgBouncer in transaction mode).
+    db_statement_cache_size: int = Field(100, ge=0)
     database_replica_urls: CommaList = Field(default_factory=list)
     database_replica_max_lag_seconds: float = Field(2.0, ge=0)
     database_replica_check_seconds: float = Field(1.0, gt=0, le=60)

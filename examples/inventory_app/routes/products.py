@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import Table, and_, bindparam, delete, func, or_, select
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from inventory_app.models import Product, StockMovement
-from inventory_app.routes.common import iso, kit_of, money, paginate, parse_query, path_id, principal_id
+from inventory_app.routes.common import (
+    decode_cursor,
+    encode_cursor,
+    iso,
+    kit_of,
+    money,
+    paginate,
+    parse_query,
+    path_id,
+    principal_id,
+)
 from inventory_app.schemas import ListQuery, ProductIn, ProductList, ProductOut, ProductPatch
 from tenantkit import ConflictError, NotFoundError, ValidationError, json_response, parse_body
 from tenantkit.openapi import describe
 from tenantkit.rbac import requires_permissions
-from tenantkit.tenancy import scoped_get
+from tenantkit.tenancy import ScopedRead, scoped_get
 
 __all__ = [
     "create_product",
@@ -31,19 +42,73 @@ DUPLICATE_SKU = "A product with this SKU already exists in this brand."
 TAGS = ["products"]
 
 
-def product_to_dict(product: Product) -> dict[str, Any]:
-    """The JSON shape of a product."""
+_FIELDS = (
+    "id",
+    "sku",
+    "name",
+    "description",
+    "price",
+    "stock",
+    "low_stock_threshold",
+    "created_at",
+    "updated_at",
+)
+
+
+def product_to_dict(product: Product | Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON shape of a product (an ORM object or a row of its columns)."""
+    row = product if isinstance(product, Mapping) else {name: getattr(product, name) for name in _FIELDS}
     return {
-        "id": str(product.id),
-        "sku": product.sku,
-        "name": product.name,
-        "description": product.description,
-        "price": money(product.price),
-        "stock": product.stock,
-        "low_stock_threshold": product.low_stock_threshold,
-        "created_at": iso(product.created_at),
-        "updated_at": iso(product.updated_at),
+        "id": str(row["id"]),
+        "sku": row["sku"],
+        "name": row["name"],
+        "description": row["description"],
+        "price": money(row["price"]),
+        "stock": row["stock"],
+        "low_stock_threshold": row["low_stock_threshold"],
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
     }
+
+
+def _page_statements() -> tuple[ScopedRead, ScopedRead]:
+    """The unfiltered list's page, first and after a cursor: prebuilt, run without the ORM (the hot path)."""
+    table = cast("Table", Product.__table__)
+    first = (
+        select(*(table.c[name] for name in _FIELDS))
+        .where(table.c.tenant_id == bindparam("tenant_id"))
+        .order_by(table.c.created_at, table.c.id)
+        .limit(bindparam("limit"))
+    )
+    after_created, after_id = (
+        bindparam("after_created", type_=table.c.created_at.type),
+        bindparam("after_id", type_=table.c.id.type),
+    )
+    after = first.where(
+        or_(
+            table.c.created_at > after_created,
+            and_(table.c.created_at == after_created, table.c.id > after_id),
+        )
+    )
+    return ScopedRead(first), ScopedRead(after)
+
+
+_FIRST_PAGE, _NEXT_PAGE = _page_statements()
+
+
+async def _page(request: Request, query: Any) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the unfiltered list in ``(created_at, id)`` order, and the next page's cursor."""
+    params: dict[str, Any] = {"limit": query.limit + 1}
+    read = _FIRST_PAGE
+    if query.cursor:
+        params["after_created"], params["after_id"] = decode_cursor(query.cursor)
+        read = _NEXT_PAGE
+    rows = await read.rows(kit_of(request).database, params)
+    next_cursor = None
+    if len(rows) > query.limit:
+        rows = rows[: query.limit]
+        next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
+    return [product_to_dict(row) for row in rows], next_cursor
 
 
 @describe(summary="List products", query=ListQuery, response=ProductList, tags=TAGS)
@@ -51,6 +116,9 @@ def product_to_dict(product: Product) -> dict[str, Any]:
 async def list_products(request: Request) -> Response:
     """A page of products, oldest first; ``q`` searches name and SKU (case-insensitive)."""
     query = parse_query(request)
+    if not query.q:
+        items, next_cursor = await _page(request, query)
+        return json_response({"items": items, "next_cursor": next_cursor})
     statement = select(Product)
     if query.q:
         needle = query.q.strip().lower()

@@ -2,9 +2,21 @@
 
 One conditional ``UPDATE`` spends a refresh token only while everything it
 stands on is valid (unspent, unexpired, not idle; session, user, tenant and
-membership alive) and returns what the successor's access token needs; one
-``INSERT`` stores the successor. On PostgreSQL both run as prepared statements
-on the driver connection (:mod:`tenantkit.db.fastpath`).
+membership alive) and returns what the successor's access token needs; the
+successor is inserted from what it returns. On PostgreSQL both are one
+statement (a data-modifying CTE) sent in one round trip, prepared once per
+connection (:func:`tenantkit.db.fastpath.fetchrow`): no ``BEGIN``/``COMMIT``,
+no second statement. SQLite cannot modify data in a CTE, so there the spend and
+the insert are two statements in one transaction.
+
+Everything the statement writes is known before it runs: the successor's
+token, digest and id, and its sealed copy for the grace window (the successor
+token under a key derived from the presented one). The access token is signed
+after the statement from the facts it returns, with ``iat`` = the spend time
+and ``jti`` = the successor's id, so a duplicate inside the grace window is
+answered with the same pair: the sealed successor token, and the access token
+signed again from the same claims (byte-identical with the deterministic
+algorithms: HS*, EdDSA, RS*; with ES256 a fresh signature over the same claims).
 """
 
 from __future__ import annotations
@@ -15,7 +27,19 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import String, Table, Uuid, bindparam, exists, insert, literal_column, select, update
+from sqlalchemy import (
+    LargeBinary,
+    String,
+    Table,
+    Uuid,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
 
 from tenantkit.auth import refresh as rt
 from tenantkit.auth.tokens import AccessTokens, TokenPair
@@ -30,7 +54,7 @@ from tenantkit.settings import Settings
 
 logger = logging.getLogger("tenantkit.auth")
 
-__all__ = ["MINT", "SPEND", "Rotation", "as_utc"]
+__all__ = ["MINT", "ROTATE", "SPEND", "Rotation", "as_utc"]
 
 
 def _session_fact(expression: str, type_: Any) -> Any:
@@ -52,17 +76,20 @@ _SESSION_FACTS = (
 )
 
 
-def _spend_statements() -> tuple[Any, Any]:
-    """The rotation's ``UPDATE``: it spends a token only while everything it stands on is valid.
+def _statements() -> tuple[Any, Any, Any]:
+    """The rotation's statements: the portable spend and mint, and PostgreSQL's one-statement rotation.
 
-    Returns the portable form (the session's validity as one ``EXISTS``; SQLite can
-    return only the updated table's columns, so the session's facts come from
-    subqueries) and PostgreSQL's ``UPDATE ... FROM`` join, which returns them directly.
+    The spend is an ``UPDATE`` that spends a token only while everything it stands
+    on is valid. Its portable form states the session's validity as one ``EXISTS``
+    (SQLite can return only the updated table's columns, so the session's facts
+    come from subqueries); PostgreSQL's is an ``UPDATE ... FROM`` join, which
+    returns them directly and feeds the successor's ``INSERT`` in the same statement.
     """
     now = bindparam("b_now", type_=UTCDateTime())
+    successor_id = bindparam("b_successor_id", type_=Uuid())
     tokens = cast("Table", RefreshToken.__table__)
     token_ok = (
-        tokens.c.digest == bindparam("b_digest"),
+        tokens.c.digest == bindparam("b_digest", type_=LargeBinary()),
         tokens.c.spent_at.is_(None),
         tokens.c.expires_at > now,
         tokens.c.created_at > bindparam("b_idle_since", type_=UTCDateTime()),
@@ -78,27 +105,47 @@ def _spend_statements() -> tuple[Any, Any]:
         Membership.tenant_id == AuthSession.tenant_id,
         Membership.user_id == AuthSession.user_id,
     )
-    spend = update(tokens).values(spent_at=now, successor_id=bindparam("b_successor_id"))
+    spend = update(tokens).values(spent_at=now, successor_id=successor_id)
     portable = spend.where(*token_ok, exists().where(*session_ok)).returning(
         tokens.c.session_id, *_SESSION_FACTS
     )
-    joined = spend.where(*token_ok, *session_ok).returning(
-        tokens.c.session_id,
-        AuthSession.user_id,
-        AuthSession.tenant_id,
-        AuthSession.expires_at,
-        Membership.role,
+    spent = (
+        spend.where(*token_ok, *session_ok)
+        .returning(
+            tokens.c.session_id,
+            AuthSession.user_id,
+            AuthSession.tenant_id,
+            AuthSession.expires_at,
+            Membership.role,
+        )
+        .cte("spent")
     )
-    return portable, joined
+    minted = insert(tokens).from_select(
+        ["id", "session_id", "digest", "created_at", "expires_at", "sealed_pair"],
+        select(
+            successor_id,
+            spent.c.session_id,
+            bindparam("b_successor_digest", type_=LargeBinary()),
+            now,
+            func.least(bindparam("b_expires_at", type_=UTCDateTime()), spent.c.expires_at),
+            bindparam("b_sealed", type_=LargeBinary()),
+        ),
+    )
+    rotate = select(spent.c.session_id, spent.c.user_id, spent.c.tenant_id, spent.c.role).add_cte(
+        minted.cte("minted")
+    )
+    return portable, rotate, tokens
 
 
-#: Built once: the rotation's two statements.
-_SPEND_PORTABLE, _SPEND_JOINED = _spend_statements()
-SPEND = fastpath.FastStatement(_SPEND_PORTABLE, variants={"postgresql": _SPEND_JOINED})
+_SPEND_PORTABLE, _ROTATE, _TOKENS = _statements()
+#: SQLite (and any dialect without data-modifying CTEs): spend, then mint, in one transaction.
+SPEND = fastpath.FastStatement(_SPEND_PORTABLE)
 MINT = fastpath.FastStatement(
-    insert(cast("Table", RefreshToken.__table__)),
+    insert(_TOKENS),
     column_keys=["id", "session_id", "digest", "created_at", "expires_at", "sealed_pair"],
 )
+#: PostgreSQL: spend and mint as one statement, one round trip.
+ROTATE = fastpath.FastStatement(_ROTATE)
 
 
 def as_utc(value: Any, dialect: Any) -> Any:
@@ -136,44 +183,70 @@ class Rotation:
         now = utcnow()
         successor = rt.new_refresh_token()
         successor_id = uuid.uuid4()
+        params = {
+            "b_digest": digest,
+            "b_now": now,
+            "b_idle_since": now - timedelta(seconds=self.settings.session_idle_timeout),
+            "b_successor_id": successor_id,
+            "b_successor_digest": rt.digest(successor),
+            "b_expires_at": now + timedelta(seconds=self.settings.refresh_token_ttl),
+            "b_sealed": (
+                rt.seal(token, json.dumps({"rt": successor})) if self.settings.refresh_grace_seconds else None
+            ),
+        }
+        if self.db.dialect == "postgresql":
+            row = await fastpath.fetchrow(self.db, ROTATE, params)
+        else:
+            row = await self._spend_and_mint(params)
+        if row is None:
+            return await self._refresh_rejected(token, digest, now, ip)
+        session_id, user_id, tenant_id, role_name = row
+        access, expires_in = self._access_token(session_id, user_id, tenant_id, role_name, now, successor_id)
+        return TokenPair(access, expires_in, successor, session_id)
+
+    async def _spend_and_mint(self, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The rotation as two statements in one transaction (dialects without data-modifying CTEs)."""
         async with fastpath.transaction(self.db) as run:
-            row = await run.fetchrow(
-                SPEND,
+            row = await run.fetchrow(SPEND, params)
+            if row is None:
+                return None
+            session_id, user_id, tenant_id, session_expires, role_name = row
+            session_expires = as_utc(session_expires, self.db.engine.dialect)
+            await run.execute(
+                MINT,
                 {
-                    "b_digest": digest,
-                    "b_now": now,
-                    "b_idle_since": now - timedelta(seconds=self.settings.session_idle_timeout),
-                    "b_successor_id": successor_id,
+                    "id": params["b_successor_id"],
+                    "session_id": session_id,
+                    "digest": params["b_successor_digest"],
+                    "created_at": params["b_now"],
+                    "expires_at": min(params["b_expires_at"], session_expires),
+                    "sealed_pair": params["b_sealed"],
                 },
             )
-            if row is not None:
-                session_id, user_id, tenant_id, session_expires, role_name = row
-                access, expires_in = self.tokens.issue(
-                    user_id=user_id,
-                    tenant_id=tenant_id,
-                    session_id=session_id,
-                    role=role_name,
-                    extra_claims=self._claims(user_id, tenant_id, role_name),
-                )
-                sealed = None
-                if self.settings.refresh_grace_seconds:
-                    pair = {"rt": successor, "at": access, "exp": now.timestamp() + expires_in}
-                    sealed = rt.seal(token, json.dumps(pair))
-                await run.execute(
-                    MINT,
-                    {
-                        "id": successor_id,
-                        "session_id": session_id,
-                        "digest": rt.digest(successor),
-                        "created_at": now,
-                        "expires_at": min(
-                            now + timedelta(seconds=self.settings.refresh_token_ttl), session_expires
-                        ),
-                        "sealed_pair": sealed,
-                    },
-                )
-                return TokenPair(access, expires_in, successor, session_id)
-        return await self._refresh_rejected(token, digest, now, ip)
+            return session_id, user_id, tenant_id, role_name
+
+    def _access_token(
+        self,
+        session_id: uuid.UUID,
+        user_id: uuid.UUID,
+        tenant_id: uuid.UUID,
+        role: str,
+        spent_at: datetime,
+        successor_id: uuid.UUID,
+    ) -> tuple[str, int]:
+        """The successor's access token: ``iat`` the spend time, ``jti`` the successor's id.
+
+        Signed from the same claims again for a duplicate inside the grace window.
+        """
+        return self.tokens.issue(
+            user_id=user_id,
+            tenant_id=tenant_id,
+            session_id=session_id,
+            role=role,
+            extra_claims=self._claims(user_id, tenant_id, role),
+            issued_at=int(spent_at.timestamp()),
+            token_id=successor_id.hex,
+        )
 
     async def _refresh_rejected(self, token: str, digest: bytes, now: datetime, ip: str | None) -> TokenPair:
         """Classify a refresh that did not rotate: duplicate in grace, reuse, or an ended session."""
@@ -184,6 +257,17 @@ class Rotation:
             auth_session = await session.get(AuthSession, row.session_id)
             successor = await session.get(RefreshToken, row.successor_id) if row.successor_id else None
             tenant = await session.get(Tenant, auth_session.tenant_id) if auth_session else None
+            user = await session.get(User, auth_session.user_id) if auth_session else None
+            role = (
+                await session.scalar(
+                    select(Membership.role).where(
+                        Membership.tenant_id == auth_session.tenant_id,
+                        Membership.user_id == auth_session.user_id,
+                    )
+                )
+                if auth_session
+                else None
+            )
         assert auth_session is not None
         if auth_session.revoked_at is not None:
             await self._reuse_detected(auth_session, "revoked", ip, revoke=False)
@@ -201,10 +285,29 @@ class Rotation:
         if grace and sealed and (now - row.spent_at).total_seconds() <= grace:
             opened = rt.open_box(token, sealed)
             if opened is not None:
-                pair = json.loads(opened)
-                expires_in = int(pair["exp"] - now.timestamp())
+                # The duplicate of a concurrent retry: the same pair again, while the
+                # session still stands (the spend's own checks, read back).
+                if (
+                    tenant is None
+                    or tenant.status != "active"
+                    or user is None
+                    or not user.is_active
+                    or role is None
+                    or auth_session.expires_at <= now
+                ):
+                    raise InvalidTokenError("The session has ended.")
+                assert row.successor_id is not None
+                access, lifetime = self._access_token(
+                    auth_session.id,
+                    auth_session.user_id,
+                    auth_session.tenant_id,
+                    role,
+                    row.spent_at,
+                    row.successor_id,
+                )
+                expires_in = int(int(row.spent_at.timestamp()) + lifetime - now.timestamp())
                 if expires_in > 0:
-                    return TokenPair(pair["at"], expires_in, pair["rt"], auth_session.id)
+                    return TokenPair(access, expires_in, json.loads(opened)["rt"], auth_session.id)
         await self._reuse_detected(auth_session, "spent", ip, revoke=True)
         raise TokenReuseError("This refresh token was already used; the session has been revoked.")
 

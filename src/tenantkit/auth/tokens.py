@@ -97,14 +97,18 @@ class AccessTokens:
         ttl: int | None = None,
         actor_id: uuid.UUID | None = None,
         read_only: bool = False,
+        issued_at: int | None = None,
+        token_id: str | None = None,
     ) -> tuple[str, int]:
         """A signed access token and its lifetime in seconds.
 
         ``actor_id`` marks an impersonation token: the ``act`` claim (RFC 8693)
         names who really acts; ``read_only`` adds ``ro``. Neither can come from
         ``extra_claims`` (plugins), whose reserved names are dropped.
+        ``issued_at`` and ``token_id`` pin ``iat`` and ``jti`` (the refresh
+        rotation re-issues the very same token for a duplicate in its grace window).
         """
-        now = int(time.time())
+        now = int(time.time()) if issued_at is None else issued_at
         lifetime = min(ttl, self.ttl) if ttl is not None and actor_id is None else (ttl or self.ttl)
         claims: dict[str, Any] = {k: v for k, v in (extra_claims or {}).items() if k not in RESERVED_CLAIMS}
         if actor_id is not None:
@@ -116,7 +120,7 @@ class AccessTokens:
             tid=str(tenant_id),
             sid=str(session_id),
             role=role,
-            jti=uuid.uuid4().hex,
+            jti=token_id or uuid.uuid4().hex,
             iat=now,
             exp=now + lifetime,
             iss=self.issuer,

@@ -9,7 +9,13 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -130,6 +136,29 @@ class Database:
         async with self.session() as session:
             yield session
 
+    @contextlib.asynccontextmanager
+    async def read_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection for reads that tolerate replication lag (the rules of :meth:`read_session`).
+
+        For prebuilt hot reads (:class:`tenantkit.db.scoping.ScopedRead`); never write through it.
+        """
+        replicas = self.replicas
+        if replicas is not None:
+            await replicas.start()
+            if not replicas.must_use_primary():
+                for replica in replicas.candidates():
+                    connection = await replicas.connect(replica)
+                    if connection is None:
+                        continue
+                    replica.reads += 1
+                    try:
+                        yield connection
+                    finally:
+                        await connection.close()
+                    return
+        async with self.engine.connect() as connection:
+            yield connection
+
     def share_writes(self, channel: WriteChannel) -> None:
         """Hear and tell other processes which users just wrote (pass the kit's store).
 
@@ -186,5 +215,10 @@ def _engine_options(url: str, settings: Settings | None, extra: dict[str, Any]) 
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout,
         )
+        if url.startswith("postgresql+asyncpg"):
+            # The hot statements run prepared: asyncpg's cache serves tenantkit's driver-level
+            # statements (rotation, ScopedRead), SQLAlchemy's serves everything through the ORM.
+            cache = settings.db_statement_cache_size
+            options["connect_args"] = {"statement_cache_size": cache, "prepared_statement_cache_size": cache}
     options.update(extra)
     return options

@@ -18,7 +18,7 @@ from sqlalchemy.sql import Executable
 from tenantkit.db.engine import Database
 from tenantkit.errors import ServiceUnavailableError
 
-__all__ = ["FastStatement", "Runner", "transaction"]
+__all__ = ["FastStatement", "Runner", "driver_args", "fetchrow", "lost_connection", "transaction"]
 
 
 class FastStatement:
@@ -69,14 +69,19 @@ class Runner(Protocol):
         """Run the statement."""
 
 
+def driver_args(statement: FastStatement, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """The asyncpg SQL text and positional arguments of ``statement`` with ``params``."""
+    sql, order, literals = statement.asyncpg()
+    return sql, [params[name] if name in params else literals[name] for name in order]
+
+
 class _DriverRunner:
     def __init__(self, connection: Any) -> None:
         self.connection = connection
 
     @staticmethod
     def _args(statement: FastStatement, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
-        sql, order, literals = statement.asyncpg()
-        return sql, [params[name] if name in params else literals[name] for name in order]
+        return driver_args(statement, params)
 
     async def fetchrow(self, statement: FastStatement, params: Mapping[str, Any]) -> Sequence[Any] | None:
         sql, args = self._args(statement, params)
@@ -100,6 +105,44 @@ class _CoreRunner:
         await self.connection.execute(statement.for_dialect(self.connection.dialect.name), params)
 
 
+_LOST_CONNECTION: tuple[type[BaseException], ...] | None = None
+
+
+def lost_connection() -> tuple[type[BaseException], ...]:
+    """The driver errors that mean the connection is gone (invalidate it; answer 503)."""
+    global _LOST_CONNECTION
+    if _LOST_CONNECTION is None:
+        import asyncpg  # type: ignore[import-untyped]
+
+        _LOST_CONNECTION = (
+            asyncpg.InterfaceError,  # the connection is gone
+            asyncpg.exceptions.PostgresConnectionError,
+            asyncpg.exceptions.OperatorInterventionError,  # server shutting down or restarting
+            OSError,
+        )
+    return _LOST_CONNECTION
+
+
+async def fetchrow(
+    database: Database, statement: FastStatement, params: Mapping[str, Any]
+) -> Sequence[Any] | None:
+    """Run one statement on its own (atomic by itself) and return its first row, or ``None``.
+
+    On PostgreSQL this is one round trip: no ``BEGIN``/``COMMIT`` around it, the
+    statement prepared once per connection by asyncpg.
+    """
+    if database.dialect != "postgresql":
+        async with database.engine.begin() as connection:
+            return await _CoreRunner(connection).fetchrow(statement, params)
+    async with database.engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        try:
+            return await _DriverRunner(raw.driver_connection).fetchrow(statement, params)
+        except lost_connection() as exc:
+            await connection.invalidate(exc)  # never hand this connection out again
+            raise ServiceUnavailableError("The database is unavailable; try again shortly.") from exc
+
+
 @contextlib.asynccontextmanager
 async def transaction(database: Database) -> AsyncIterator[Runner]:
     """One transaction for a few :class:`FastStatement` executions (committed on success)."""
@@ -107,19 +150,12 @@ async def transaction(database: Database) -> AsyncIterator[Runner]:
         async with database.engine.begin() as connection:
             yield _CoreRunner(connection)
         return
-    import asyncpg  # type: ignore[import-untyped]
-
     async with database.engine.connect() as connection:
         raw = await connection.get_raw_connection()
         driver: Any = raw.driver_connection
         try:
             async with driver.transaction():
                 yield _DriverRunner(driver)
-        except (
-            asyncpg.InterfaceError,  # the connection is gone
-            asyncpg.exceptions.PostgresConnectionError,
-            asyncpg.exceptions.OperatorInterventionError,  # server shutting down or restarting
-            OSError,
-        ) as exc:
+        except lost_connection() as exc:
             await connection.invalidate(exc)  # never hand this connection out again
             raise ServiceUnavailableError("The database is unavailable; try again shortly.") from exc

@@ -136,7 +136,7 @@ class RefreshToken(Base):
     expires_at: Mapped[datetime]
     spent_at: Mapped[datetime | None] = mapped_column(default=None)
     successor_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
-    #: This token and its access token, sealed under the *parent* token's key:
+    #: This token (a JSON box ``{"rt": ...}``), sealed under the *parent* token's key:
     #: what a duplicate refresh of the parent receives within the grace window.
     sealed_pair: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
 

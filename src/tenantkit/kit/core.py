@@ -38,7 +38,7 @@ from tenantkit.plugins.manager import create_plugin_manager
 from tenantkit.rbac.access import Access
 from tenantkit.rbac.registry import PermissionRegistry
 from tenantkit.rbac.roles import RoleBook
-from tenantkit.routing import public_paths
+from tenantkit.routing import compile_router, public_paths
 from tenantkit.sealing import Sealer
 from tenantkit.security import RateLimiter
 from tenantkit.settings import Settings
@@ -467,6 +467,7 @@ class TenantKit:
             lifespan=combined,
         )
         app.state.tenantkit = self
+        compile_router(app.router)  # Starlette's matching, tried only where a route can match
         return app
 
     @staticmethod

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from tenantkit.db.rls import check_rls_enforced, disable_rls, enable_rls
 from tenantkit.db.scoping import (
+    ScopedRead,
     TenantOwned,
     TenantScoped,
     is_unscoped,
@@ -17,6 +18,7 @@ from tenantkit.db.scoping import (
 )
 
 __all__ = [
+    "ScopedRead",
     "TenantOwned",
     "TenantScoped",
     "check_rls_enforced",
