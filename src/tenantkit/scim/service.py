@@ -23,7 +23,6 @@ audited and hooked.
 from __future__ import annotations
 
 import re
-import secrets
 import uuid
 from collections.abc import Sequence
 from contextvars import ContextVar
@@ -35,6 +34,7 @@ from scim2_models.path import AttrPath, CompareOperator, Comparison
 from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.exc import IntegrityError
 
+from tenantkit.auth.passwords import unusable_password
 from tenantkit.context import TenantRef, tenant_context
 from tenantkit.db.engine import Database
 from tenantkit.db.models import Membership, Role
@@ -78,11 +78,6 @@ MAX_SCANNED = 5000
 _ROLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{1,63}$")
 #: Groups SCIM shows: the built-in roles a tenant grants (SUPER_ADMIN is the platform's).
 _GROUP_BUILTINS = (USER, ADMIN)
-
-
-def _unusable_password() -> str:
-    # Never a bcrypt hash, so never verifies (same form as auth.passwords.unusable_password).
-    return "!" + secrets.token_urlsafe(32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +280,7 @@ class ScimDirectory:
                 return found
             try:
                 async with self.database.session() as session, session.begin():
-                    account = Account(email=email, password_hash=_unusable_password())
+                    account = Account(email=email, password_hash=unusable_password())
                     session.add(account)
                     await session.flush()
                     created: uuid.UUID = account.id
