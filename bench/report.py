@@ -34,6 +34,7 @@ START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 #: Order and titles of the known benchmarks.
 TITLES = {
     "real": "Example app on PostgreSQL + Redis over HTTP",
+    "workers": "inventory-app serve --workers 2 against --workers 1",
     "overhead": "Per-request overhead (in process)",
     "peers": "Peers: one authenticated GET",
     "scoping": "Tenant scoping per query",
@@ -206,19 +207,25 @@ def real_rows(data: dict[str, Any] | None, status: str) -> list[str]:
     return rows
 
 
+#: Benchmarks run on PostgreSQL + Redis besides ``real``: shown with it, not with the embedded ones.
+DEPLOYED = frozenset({"workers"})
+
+
 def markdown(results: dict[str, dict[str, Any]], run: dict[str, Any]) -> str:
     """The generated block: context line, the two tables, chart."""
     outcomes = run.get("benchmarks", {})
-    rows = ["| Benchmark | Measured side by side | Headline | Target | Outcome |", "|---|---|---|---|---|"]
+    header = ["| Benchmark | Measured side by side | Headline | Target | Outcome |", "|---|---|---|---|---|"]
+    rows, deployed = list(header), list(header)
     for name in ordered(results, run):
         if name == "real":
             continue
+        table = deployed if name in DEPLOYED else rows
         title = TITLES.get(name, name)
         data = results.get(name)
         if data is None:  # a run deletes a result before re-measuring it
             status = outcomes.get(name, {}).get("status", "missing")
             reason = {"missing": "to be regenerated"}.get(status, f"{status} in the latest run")
-            rows.append(f"| {title} | *{reason}* | | | |")
+            table.append(f"| {title} | *{reason}* | | | |")
             continue
         figures = " · ".join(
             f"{s['label']} {with_unit(s['value'], s['unit'])}" for s in series_of(data, name)
@@ -226,7 +233,7 @@ def markdown(results: dict[str, dict[str, Any]], run: dict[str, Any]) -> str:
         head = headline_of(name, data)
         target, outcome = verdict(head)
         shown = f"{head['label']}: {with_unit(head['ratio'], head.get('unit', '×'))}" if head else "—"
-        rows.append(f"| {title} | {figures or '—'} | {shown} | {target} | {outcome} |")
+        table.append(f"| {title} | {figures or '—'} | {shown} | {target} | {outcome} |")
 
     sample = next(iter(results.values()), {})
     context = [
@@ -253,6 +260,8 @@ def markdown(results: dict[str, dict[str, Any]], run: dict[str, Any]) -> str:
     lines += real_rows(real, outcomes.get("real", {}).get("status", "missing"))
     if real and real.get("targets_line"):
         lines += ["", f"`{real['targets_line']}`"]
+    if len(deployed) > len(header):
+        lines += ["", "Several server processes, as deployed (PostgreSQL + Redis):", "", *deployed]
     lines += ["", "### Embedded default: SQLite and in-memory stores", "", *rows]
     lines += ["", "![Benchmark figures, one panel per benchmark](assets/benchmarks.svg)", ""]
     return "\n".join(lines)
