@@ -140,8 +140,10 @@ async def test_keys_are_stored_hashed_and_name_themselves_in_audit_rows(api: Api
         async with api.kit.database.session() as session:
             stored = await session.scalar(select(ApiKey).where(ApiKey.id == uuid.UUID(key["id"])))
     assert stored is not None and stored.last_used_at is not None
-    secret = key["key"].rsplit("_", 1)[1]
-    assert secret.encode() not in stored.digest and len(stored.digest) == 32
+    # The secret follows "tk_<public id>_" and may itself contain "_".
+    assert key["key"].startswith(key["prefix"] + "_")
+    secret = key["key"][len(key["prefix"]) + 1 :]
+    assert len(secret) >= 32 and secret.encode() not in stored.digest and len(stored.digest) == 32
     assert registered["tenant"]["id"] == str(stored.tenant_id)
 
 
