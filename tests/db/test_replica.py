@@ -156,7 +156,8 @@ def _count_product_reads(database: Database) -> list[int]:
 
 async def _settled(seen: list[int]) -> int:
     """The count once the driver's query loggers (scheduled with ``call_soon``) have run."""
-    await asyncio.sleep(0)
+    for _ in range(5):
+        await asyncio.sleep(0)
     return seen[0]
 
 
@@ -317,8 +318,13 @@ async def test_replica_outage_falls_back_to_the_primary_over_http(
         assert not replica.healthy
     finally:
         await asyncio.to_thread(standby.start)
-    await _until(lambda: replica.healthy, "the restarted replica to be used again")
-    assert (await api.get("/products", headers=brand.admin)).status_code == 200
+    # Recovery without a restart: once the health check trusts the replica again, reads go
+    # back to it (a pooled connection from before the restart may cost one more fallback).
+    for _ in range(5):
+        await _until(lambda: replica.healthy, "the restarted replica to be used again")
+        assert (await api.get("/products", headers=brand.admin)).status_code == 200
+        if await _settled(replica_reads) == 2:
+            break
     assert await _settled(replica_reads) == 2
 
 
