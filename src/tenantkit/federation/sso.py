@@ -29,21 +29,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 import idna
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantkit.context import TenantRef
 from tenantkit.db.base import utcnow
 from tenantkit.db.engine import Database
-from tenantkit.db.models import SsoDomain, Tenant, TenantSso
+from tenantkit.db.models import SsoDomain, TenantSso
 from tenantkit.db.scoping import tenant_scope
-from tenantkit.errors import ConflictError, NotFoundError, TenantNotFoundError, ValidationError
+from tenantkit.errors import ConflictError, NotFoundError, ValidationError
 from tenantkit.events import Events
 from tenantkit.federation.base import TenantProvider
 from tenantkit.normalize import normalize_slug
 from tenantkit.sealing import Sealer
 from tenantkit.security.ssrf import UnsafeURLError, validate_url
+from tenantkit.tenancy.core import lock_tenant
 from tenantkit.tenancy.directory import TenantDirectory
 
 __all__ = [
@@ -361,21 +362,8 @@ class TenantSsoService:
         return sorted((await session.scalars(query)).all())
 
     async def _lock_tenant(self, session: AsyncSession, tenant_id: uuid.UUID) -> None:
-        """Serialise one tenant's configuration changes (row lock; SQLite: the write lock)."""
-        if self.database.dialect == "sqlite":
-            result = await session.execute(
-                update(Tenant)
-                .where(Tenant.id == tenant_id)
-                .values(updated_at=Tenant.updated_at)
-                .execution_options(synchronize_session=False)
-            )
-            found = result.rowcount == 1  # type: ignore[attr-defined]
-        else:
-            found = (
-                await session.scalar(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
-            ) is not None
-        if not found:
-            raise TenantNotFoundError("Unknown tenant.")
+        """Serialise one tenant's configuration changes (the tenancy lock)."""
+        await lock_tenant(session, tenant_id, dialect=self.database.dialect)
 
     async def _claim(self, session: AsyncSession, tenant_id: uuid.UUID, domains: list[str]) -> None:
         """Make ``sso_domains`` hold exactly ``domains`` for ``tenant_id`` (409: another tenant owns one)."""

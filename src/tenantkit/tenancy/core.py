@@ -26,7 +26,7 @@ from tenantkit.mail import Mail
 from tenantkit.rbac.roles import ADMIN, BUILTIN_ROLES, SUPER_ADMIN, RoleBook
 from tenantkit.tenancy.directory import TenantDirectory
 
-__all__ = ["PLATFORM_SLUG", "RESERVED_SLUGS", "SessionEnder", "TenancyCore"]
+__all__ = ["PLATFORM_SLUG", "RESERVED_SLUGS", "SessionEnder", "TenancyCore", "lock_tenant"]
 
 #: The tenant that holds the platform operators (``tenantkit create-superadmin``).
 PLATFORM_SLUG = "platform"
@@ -39,6 +39,29 @@ class SessionEnder(Protocol):
 
     async def end_member_sessions(self, user_id: uuid.UUID, tenant_id: uuid.UUID, *, reason: str) -> None:
         """End every live session of ``user_id`` bound to ``tenant_id``."""
+
+
+async def lock_tenant(session: AsyncSession, tenant_id: uuid.UUID, *, dialect: str) -> None:
+    """Serialise changes to one tenant for the rest of ``session``'s transaction, or 404.
+
+    PostgreSQL: ``SELECT ... FOR UPDATE`` on the tenant's row. SQLite has no row
+    locks: a write takes the database's write lock (and, as the transaction's first
+    statement, before anything is read).
+    """
+    if dialect == "sqlite":
+        result = await session.execute(
+            update(Tenant)
+            .where(Tenant.id == tenant_id)
+            .values(updated_at=Tenant.updated_at)
+            .execution_options(synchronize_session=False)
+        )
+        found = result.rowcount == 1  # type: ignore[attr-defined]
+    else:
+        found = (
+            await session.scalar(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
+        ) is not None
+    if not found:
+        raise TenantNotFoundError("Unknown tenant.")
 
 
 def _scope(tenant: TenantRef | None) -> contextlib.AbstractContextManager[Any]:
@@ -82,22 +105,7 @@ class TenancyCore:
 
     async def _lock_tenant(self, session: AsyncSession, tenant_id: uuid.UUID) -> None:
         """Serialise membership changes of one tenant for the rest of the transaction."""
-        if self.database.dialect == "sqlite":
-            # SQLite has no row locks: a write takes the database's write lock (and,
-            # as the transaction's first statement, before anything is read).
-            result = await session.execute(
-                update(Tenant)
-                .where(Tenant.id == tenant_id)
-                .values(updated_at=Tenant.updated_at)
-                .execution_options(synchronize_session=False)
-            )
-            found = result.rowcount == 1  # type: ignore[attr-defined]
-        else:
-            found = (
-                await session.scalar(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
-            ) is not None
-        if not found:
-            raise TenantNotFoundError("Unknown tenant.")
+        await lock_tenant(session, tenant_id, dialect=self.database.dialect)
 
     async def _admins_besides(self, session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> int:
         count = await session.scalar(
