@@ -29,7 +29,6 @@ import asyncio
 import importlib.util
 import json
 import os
-import signal
 import statistics
 import tempfile
 import time
@@ -38,7 +37,16 @@ from typing import Any
 
 from bench import wrk
 from bench.common import PG_ADMIN_URL, meets, quick, scaled, target_text, write_result
-from bench.real_setup import REDIS_URL, SECRET, Server, bare_chains, reachable, seed, throwaway
+from bench.real_setup import (
+    REDIS_URL,
+    SECRET,
+    Server,
+    bare_chains,
+    seed,
+    stop_on_sigterm,
+    throwaway,
+    unavailable,
+)
 
 CONNECTIONS = 16
 #: (label, tenantkit path, bare path, wrk script, op, target)
@@ -364,23 +372,8 @@ def show(results: dict[str, Any]) -> None:
     )
 
 
-def unavailable() -> str | None:
-    """Why the real benchmark cannot run here, or None."""
-    if not wrk.available():
-        return f"wrk not found ({wrk.WRK})"
-    if not reachable(PG_ADMIN_URL, 5432):
-        return f"PostgreSQL not reachable ({PG_ADMIN_URL})"
-    if not reachable(REDIS_URL, 6379):
-        return f"Redis not reachable ({REDIS_URL})"
-    return None
-
-
-def _terminate(signum: int, frame: Any) -> None:
-    raise SystemExit(f"stopped by signal {signum}")  # so the servers stop and the database goes
-
-
 def run() -> dict[str, Any] | None:
-    signal.signal(signal.SIGTERM, _terminate)
+    stop_on_sigterm()
     reason = unavailable()
     if reason:
         print(f"  skipped: {reason}")

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -206,3 +207,26 @@ async def bare_chains(database: str, refresh_token: str, chains: int) -> list[st
             database=database,
         )
     return tokens
+
+
+def unavailable() -> str | None:
+    """Why a benchmark of the deployment (PostgreSQL + Redis, driven by wrk) cannot run here, or None."""
+    from bench import wrk
+    from bench.common import PG_ADMIN_URL
+
+    if not wrk.available():
+        return f"wrk not found ({wrk.WRK})"
+    if not reachable(PG_ADMIN_URL, 5432):
+        return f"PostgreSQL not reachable ({PG_ADMIN_URL})"
+    if not reachable(REDIS_URL, 6379):
+        return f"Redis not reachable ({REDIS_URL})"
+    return None
+
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into ``SystemExit``, so the servers stop and the throwaway database goes."""
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise SystemExit(f"stopped by signal {signum}")
+
+    signal.signal(signal.SIGTERM, terminate)

@@ -32,7 +32,16 @@ from typing import Any
 
 from bench import wrk
 from bench.common import PG_ADMIN_URL, UNLIMITED, meets, quick, scaled, target_text, write_result
-from bench.real_setup import PASSWORD, REDIS_URL, ROOT, SECRET, free_port, reachable, throwaway
+from bench.real_setup import (
+    PASSWORD,
+    REDIS_URL,
+    ROOT,
+    SECRET,
+    free_port,
+    stop_on_sigterm,
+    throwaway,
+    unavailable,
+)
 
 TARGET = 1.7
 #: A pair of rounds is *quiet* when, in each, the rest of the machine used less than this share of its CPU.
@@ -330,23 +339,8 @@ def show(results: dict[str, Any]) -> None:
     )
 
 
-def unavailable() -> str | None:
-    """Why the benchmark cannot run here, or None."""
-    if not wrk.available():
-        return f"wrk not found ({wrk.WRK})"
-    if not reachable(PG_ADMIN_URL, 5432):
-        return f"PostgreSQL not reachable ({PG_ADMIN_URL})"
-    if not reachable(REDIS_URL, 6379):
-        return f"Redis not reachable ({REDIS_URL})"
-    return None
-
-
-def _terminate(signum: int, frame: Any) -> None:
-    raise SystemExit(f"stopped by signal {signum}")  # so the servers stop and the database goes
-
-
 def run() -> dict[str, Any] | None:
-    signal.signal(signal.SIGTERM, _terminate)
+    stop_on_sigterm()
     reason = unavailable()
     if reason:
         print(f"  skipped: {reason}")
