@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 
-__all__ = ["digest", "keyed_digest"]
+__all__ = ["digest", "keyed_digest", "new_prefixed_secret", "prefixed_public_id"]
 
 
 def digest(token: str) -> bytes:
@@ -24,3 +25,25 @@ def keyed_digest(key: bytes, token: str) -> bytes:
     A stolen table alone does not allow an offline search: the key is not in it.
     """
     return hmac.new(key, token.encode(), hashlib.sha256).digest()
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def new_prefixed_secret(prefix: str) -> tuple[str, str]:
+    """A new ``<prefix><16 hex>_<secret>`` credential (API keys, SCIM tokens): ``(public_id, value)``.
+
+    The public id finds the stored row; the whole value is what gets a keyed digest.
+    """
+    public_id = secrets.token_hex(8)
+    return public_id, f"{prefix}{public_id}_{secrets.token_urlsafe(32)}"
+
+
+def prefixed_public_id(value: str, prefix: str) -> str | None:
+    """The public id of a well-formed ``<prefix><16 hex>_<secret>`` credential, else ``None`` (no lookup)."""
+    if not value.startswith(prefix):
+        return None
+    public_id, _, secret = value[len(prefix) :].partition("_")
+    if len(public_id) == 16 and _HEX.issuperset(public_id) and 32 <= len(secret) <= 64:
+        return public_id
+    return None

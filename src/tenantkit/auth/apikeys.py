@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import hmac
 import logging
-import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,7 +33,7 @@ from tenantkit.db.base import utcnow
 from tenantkit.db.engine import Database
 from tenantkit.db.models import ApiKey
 from tenantkit.db.scoping import tenant_scope, unscoped
-from tenantkit.digests import keyed_digest
+from tenantkit.digests import keyed_digest, new_prefixed_secret, prefixed_public_id
 from tenantkit.errors import InvalidTokenError, NotFoundError, PermissionDeniedError, ValidationError
 from tenantkit.events import Events
 from tenantkit.rbac.registry import PermissionRegistry
@@ -49,12 +48,7 @@ API_KEY_PREFIX = "tk_"
 
 def looks_like_api_key(value: str) -> bool:
     """``tk_<16 hex>_<secret>``: a cheap shape check before any lookup."""
-    if not value.startswith(API_KEY_PREFIX):
-        return False
-    public_id, _, secret = value[len(API_KEY_PREFIX) :].partition("_")
-    return (
-        len(public_id) == 16 and all(c in "0123456789abcdef" for c in public_id) and 32 <= len(secret) <= 64
-    )
+    return prefixed_public_id(value, API_KEY_PREFIX) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +145,7 @@ class ApiKeys:
     ) -> tuple[ApiKey, str]:
         """A new key of ``tenant``; returns its row and the key itself (shown once)."""
         self.check_scopes(scopes, creator_permissions)
-        public_id = secrets.token_hex(8)
-        key = f"{API_KEY_PREFIX}{public_id}_{secrets.token_urlsafe(32)}"
+        public_id, key = new_prefixed_secret(API_KEY_PREFIX)
         expires = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
         row = ApiKey(
             tenant_id=tenant.id,
@@ -225,9 +218,9 @@ class ApiKeys:
 
     async def authenticate(self, key: str) -> Principal:
         """The principal of an API key, or 401 (unknown, wrong secret, expired or revoked)."""
-        if not looks_like_api_key(key):
+        public_id = prefixed_public_id(key, API_KEY_PREFIX)
+        if public_id is None:
             raise InvalidTokenError("Invalid API key.")
-        public_id = key[len(API_KEY_PREFIX) :].partition("_")[0]
         record = await self.cache.get(public_id)
         now = utcnow()
         seen = self._verified.get(key)

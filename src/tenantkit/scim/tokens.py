@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import hmac
-import secrets
 import uuid
 from dataclasses import dataclass
 
@@ -23,7 +22,7 @@ from tenantkit.db.base import utcnow
 from tenantkit.db.engine import Database
 from tenantkit.db.models import ScimToken
 from tenantkit.db.scoping import tenant_scope, unscoped
-from tenantkit.digests import keyed_digest
+from tenantkit.digests import keyed_digest, new_prefixed_secret, prefixed_public_id
 from tenantkit.errors import InvalidTokenError, NotFoundError
 from tenantkit.events import Events
 from tenantkit.stores.base import Store
@@ -35,12 +34,7 @@ SCIM_TOKEN_PREFIX = "scim_"
 
 def looks_like_scim_token(value: str) -> bool:
     """``scim_<16 hex>_<secret>``: a cheap shape check before any lookup."""
-    if not value.startswith(SCIM_TOKEN_PREFIX):
-        return False
-    public_id, _, secret = value[len(SCIM_TOKEN_PREFIX) :].partition("_")
-    return (
-        len(public_id) == 16 and all(c in "0123456789abcdef" for c in public_id) and 32 <= len(secret) <= 64
-    )
+    return prefixed_public_id(value, SCIM_TOKEN_PREFIX) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +78,7 @@ class ScimTokens:
         self, tenant_id: uuid.UUID, *, name: str, creator_id: uuid.UUID | None
     ) -> tuple[ScimToken, str]:
         """A new token of the tenant; returns its row and the token itself (shown once)."""
-        public_id = secrets.token_hex(8)
-        token = f"{SCIM_TOKEN_PREFIX}{public_id}_{secrets.token_urlsafe(32)}"
+        public_id, token = new_prefixed_secret(SCIM_TOKEN_PREFIX)
         row = ScimToken(
             tenant_id=tenant_id,
             id=uuid.uuid4(),
@@ -150,9 +143,9 @@ class ScimTokens:
 
     async def authenticate(self, token: str) -> ScimTokenRecord:
         """The record of a live token, or 401 (malformed, unknown, wrong secret or revoked)."""
-        if not looks_like_scim_token(token):
+        public_id = prefixed_public_id(token, SCIM_TOKEN_PREFIX)
+        if public_id is None:
             raise InvalidTokenError("Invalid SCIM token.")
-        public_id = token[len(SCIM_TOKEN_PREFIX) :].partition("_")[0]
         record = await self.cache.get(public_id)
         if record is None or not hmac.compare_digest(record.digest, keyed_digest(self.digest_key, token)):
             raise InvalidTokenError("Invalid SCIM token.")
