@@ -15,7 +15,6 @@ import asyncio
 import os
 import shutil
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,12 +23,11 @@ from typing import Any, NoReturn
 
 import httpx
 import pytest
-import uvicorn
 
 from inventory_app.app import create_app, create_kit
 from tenantkit import Settings, hookimpl
 from tenantkit.admin import create_superadmin
-from tests.conftest import REQUIRE, SECRET, free_port
+from tests.conftest import REQUIRE, SECRET, serve_in_thread
 
 PASSWORD = "correct horse battery"
 SUPERADMIN = ("operator@platform.example.com", "operator password 1")
@@ -151,21 +149,8 @@ def served(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path, brow
     setup.start()
     setup.join(60)
     kit = create_kit(settings, autoload_plugins=False, plugins=[PanelPlugin(directory)])
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(kit), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    try:
-        yield Served(f"http://127.0.0.1:{port}")
-    finally:
-        server.should_exit = True
-        thread.join(20)
+    with serve_in_thread(create_app(kit)) as url:
+        yield Served(url)
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
-import uvicorn
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 from starlette.applications import Starlette
@@ -36,7 +35,7 @@ from starlette.routing import Route
 
 from tenantkit import Settings, TenantKit
 from tenantkit.mail import MemoryMailer
-from tests.conftest import free_port
+from tests.conftest import free_port, serve_in_thread
 from tests.helpers import Api, serve
 
 #: oidc-provider-mock runs Authlib's provider, which warns about its own legacy paths;
@@ -245,18 +244,8 @@ def mini_op_server() -> Iterator[MiniOP]:
     op = MiniOP()
     port = free_port()
     op.issuer = f"http://127.0.0.1:{port}"
-    server = uvicorn.Server(uvicorn.Config(op.app(), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the mini provider did not start"
-        time.sleep(0.02)
-    try:
+    with serve_in_thread(op.app(), port=port, lifespan="auto"):
         yield op
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.fixture

@@ -16,19 +16,16 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from inventory_app.app import create_app, create_kit
 from tenantkit import Settings
-from tests.conftest import free_port
+from tests.conftest import serve_in_thread
 
 #: Operations that would end the test's own session.
 #: Routes that would end the fuzzing session, or lock its account by design (each wrong
@@ -111,20 +108,8 @@ def served_app(settings_factory: Callable[..., Settings]) -> Iterator[str]:
         ),
         autoload_plugins=False,
     )
-    port = free_port()
-    config = uvicorn.Config(create_app(kit), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(20)
+    with serve_in_thread(create_app(kit)) as url:
+        yield url
 
 
 def admin_headers(base_url: str) -> dict[str, str]:

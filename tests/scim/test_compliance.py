@@ -14,15 +14,12 @@ carry examples).
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 import httpx
 import pytest
-import uvicorn
 from pydantic import Field
 from scim2_client import BaseSyncSCIMClient
 from scim2_models import Mutability, Required, ScimProvider, Uniqueness
@@ -30,7 +27,7 @@ from scim2_tester import Status, check_server
 
 from tenantkit import Settings, TenantKit
 from tenantkit.scim.models import ScimGroup, ScimUser, resource_types
-from tests.conftest import free_port
+from tests.conftest import serve_in_thread
 
 _EMAILS = [f"user-{uuid.uuid4().hex[:12]}@example.com" for _ in range(2000)]
 _ROLES = [f"team_{uuid.uuid4().hex[:12]}" for _ in range(2000)]
@@ -81,20 +78,8 @@ def served(settings_factory: Callable[..., Settings]) -> Iterator[str]:
         settings_factory(rate_limit_api="1000000/minute", rate_limit_auth="1000000/minute"),
         autoload_plugins=False,
     )
-    port = free_port()
-    config = uvicorn.Config(kit.build_app(), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(20)
+    with serve_in_thread(kit.build_app()) as url:
+        yield url
 
 
 def _scim_token(base_url: str) -> str:
